@@ -1,0 +1,34 @@
+# Every target creates the virtual environment on first use, so on a fresh
+# machine `make verify` and `make test` are the only two commands needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: setup verify test lint docs bench-check clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# The CPU build of PyTorch first, so the `torch` extra does not pull a CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[torch,test,lint,bench,docs,experiments]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: verify every bundled backend available here against the reference.
+verify: $(STAMP)
+	$(BIN)/bogc-ref verify
+
+## The test suite (Hypothesis profile `ci` unless BOGC_HYPOTHESIS_PROFILE is set).
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check bogc_ref backends tests benchmarks
+	$(BIN)/ruff format --check bogc_ref backends tests benchmarks
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

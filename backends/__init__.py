@@ -1,0 +1,1 @@
+"""Array-library backends of BOGC (installed as ``bogc_ref.backends``)."""

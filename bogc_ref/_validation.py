@@ -1,0 +1,154 @@
+"""Input validation shared by every public function of the reference.
+
+Every check raises with a message that names the argument, what is wrong and
+where (the offending index and the array's shape), so that a user can find the
+bad value without a debugger. Nothing here computes any part of the method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+FloatArray = NDArray[np.floating[Any]]
+
+
+def float_array(x: object, name: str) -> FloatArray:
+    """Return ``x`` as a float32/float64 ndarray; reject every other dtype with TypeError.
+
+    Python floats and lists of floats are accepted and become float64, like NumPy does.
+    Integer, boolean, complex and half-precision inputs are rejected rather than cast,
+    because a silent cast would hide a caller's mistake.
+    """
+    if isinstance(x, np.ndarray):
+        arr = x
+    elif hasattr(x, "__array__") or hasattr(x, "__dlpack__"):
+        arr = np.asarray(x)
+    else:
+        arr = np.asarray(x)
+        if arr.dtype.kind in "iu" or arr.dtype == np.bool_:
+            raise TypeError(
+                f"{name}: expected a float32 or float64 array, got {arr.dtype} values "
+                f"(shape {arr.shape})"
+            )
+        if arr.dtype.kind == "f":
+            arr = arr.astype(np.float64, copy=False)
+    if arr.dtype not in FLOAT_DTYPES:
+        raise TypeError(
+            f"{name}: expected a float32 or float64 array, "
+            f"got dtype {arr.dtype} (shape {arr.shape})"
+        )
+    return arr
+
+
+def common_dtype(arrays: Sequence[tuple[str, FloatArray]]) -> np.dtype[Any]:
+    """The single float dtype shared by ``arrays``; TypeError naming both arguments otherwise."""
+    first_name, first = arrays[0]
+    for name, arr in arrays[1:]:
+        if arr.dtype != first.dtype:
+            raise TypeError(
+                f"{name}: dtype {arr.dtype} does not match {first_name}'s dtype {first.dtype}; "
+                "pass both as float32 or both as float64"
+            )
+    return first.dtype
+
+
+def require_ndim(arr: np.ndarray, name: str, ndim: int, layout: str) -> None:
+    """Raise ValueError unless ``arr.ndim == ndim``; ``layout`` spells the expected axes."""
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"{name}: expected {ndim} dimensions {layout}, got shape {arr.shape} ({arr.ndim} dims)"
+        )
+
+
+def require_min_ndim(arr: np.ndarray, name: str, ndim: int, layout: str) -> None:
+    """Raise ValueError unless ``arr.ndim >= ndim``."""
+    if arr.ndim < ndim:
+        raise ValueError(
+            f"{name}: expected at least {ndim} dimensions {layout}, got shape {arr.shape}"
+        )
+
+
+def require_shape(arr: np.ndarray, name: str, expected: tuple[int, ...], why: str) -> None:
+    """Raise ValueError unless ``arr.shape == expected``; ``why`` explains ``expected``."""
+    if arr.shape != tuple(expected):
+        raise ValueError(f"{name}: expected shape {tuple(expected)} ({why}), got {arr.shape}")
+
+
+def _first_index(bad: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(bad)[0])
+
+
+def _count(bad: np.ndarray) -> str:
+    n = int(np.count_nonzero(bad))
+    return "1 entry" if n == 1 else f"{n} entries"
+
+
+def reject_where(bad: np.ndarray, name: str, what: str, shape: tuple[int, ...]) -> None:
+    """Raise ValueError if any entry of the boolean array ``bad`` is set.
+
+    The message gives the first offending index (C order), how many entries are bad
+    and the argument's shape.
+    """
+    if bad.any():
+        raise ValueError(
+            f"{name}: {what} at index {_first_index(bad)} ({_count(bad)}; shape {shape})"
+        )
+
+
+def require_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
+    """Raise ValueError on NaN or ±inf in ``arr`` (only where ``where`` is True, if given)."""
+    for predicate, what in ((np.isnan, "NaN"), (np.isinf, "infinite value")):
+        bad = predicate(arr)
+        if where is not None:
+            bad &= where
+        reject_where(bad, name, what, arr.shape)
+
+
+def positive_scalar(value: object, name: str) -> float:
+    """A finite, strictly positive real scalar, or ValueError/TypeError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise TypeError(f"{name}: expected a positive real number, got {type(value).__name__}")
+    out = float(value)
+    if not np.isfinite(out) or out <= 0.0:
+        raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
+    return out
+
+
+def bool_mask(mask: object, name: str, target: tuple[int, ...]) -> np.ndarray:
+    """A boolean mask broadcast to ``target`` (TypeError if not bool, ValueError if no fit)."""
+    arr = np.asarray(mask)
+    if arr.dtype != np.bool_:
+        raise TypeError(
+            f"{name}: expected a boolean array, got dtype {arr.dtype} (shape {arr.shape})"
+        )
+    try:
+        return np.broadcast_to(arr, target)
+    except ValueError:
+        raise ValueError(
+            f"{name}: shape {arr.shape} does not broadcast to the sources shape {target} "
+            "(the leading axes and M of mean)"
+        ) from None
+
+
+def labels_array(labels: object, name: str, n_classes: int, n_rows: int) -> np.ndarray:
+    """Integer class labels of shape (B,) in [0, n_classes)."""
+    arr = np.asarray(labels)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
+    require_shape(arr, name, (n_rows,), "one label per row of h")
+    reject_where((arr < 0) | (arr >= n_classes), name, f"label outside [0, {n_classes})", arr.shape)
+    return arr.astype(np.intp, copy=False)
+
+
+def symmetric(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError if the trailing square matrices of ``arr`` are not symmetric."""
+    scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
+    gap = np.abs(arr - np.swapaxes(arr, -1, -2))
+    tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
+    reject_where(gap > tol, name, "matrix is not symmetric", arr.shape)
