@@ -1,0 +1,1 @@
+"""Conformance harness: golden vectors, tolerances, property checks and `bogc-ref verify`."""

@@ -1,0 +1,1 @@
+"""Multi-modal training experiments comparing BOGC with other aggregations."""
