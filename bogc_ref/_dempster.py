@@ -96,10 +96,10 @@ def opinions(evidence: object, *, prior_weight: float | None = None) -> Opinion:
     e = _evidence_argument(evidence)
     w = prior_weight_value(prior_weight, e.shape[-2])
     log_e = log_of_evidence(e)
-    log_denominator = np.logaddexp(log_e, np.log(w))
-    belief = np.exp(log_e - log_denominator)
-    uncertainty = np.exp(np.log(w) - log_denominator)
-    belief = np.where(np.isposinf(log_e), 1.0, belief)
+    dogmatic = np.isposinf(log_e)
+    log_denominator = np.logaddexp(np.where(dogmatic, 0.0, log_e), np.log(w))
+    belief = np.where(dogmatic, 1.0, np.exp(log_e - log_denominator))
+    uncertainty = np.where(dogmatic, 0.0, np.exp(np.log(w) - log_denominator))
     return Opinion(belief.astype(e.dtype), uncertainty.astype(e.dtype))
 
 

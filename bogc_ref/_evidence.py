@@ -66,8 +66,8 @@ def log_evidence(
     var: FloatArray, present: np.ndarray, mode: str, tau: float | None, power: float
 ) -> FloatArray:
     """``log e`` in float64, shape (..., M, D): ``-inf`` for no evidence, ``+inf`` for dogmatic."""
-    var64 = var.astype(np.float64, copy=False)
-    with np.errstate(divide="ignore"):
+    var64 = np.where(present, var.astype(np.float64, copy=False), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf; unchecked input
         log_var = np.log(var64)
     if mode == "relative":
         informative = present & np.isfinite(log_var)
