@@ -46,3 +46,15 @@ def test_all_names_exist_and_are_unique() -> None:
     for name in bogc_ref.__all__:
         assert hasattr(bogc_ref, name), name
     assert importlib.util.find_spec("bogc_ref.interface") is not None
+
+
+def test_readme_example_runs() -> None:
+    import doctest
+
+    readme = (ROOT / "README.md").read_text()
+    parser = doctest.DocTestParser()
+    test = parser.get_doctest(readme, {}, "README.md", str(ROOT / "README.md"), 0)
+    assert test.examples, "README.md lost its usage example"
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.failures == 0
