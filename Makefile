@@ -25,6 +25,10 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## The documentation (MathJax fetched once from the npm registry; warnings are errors).
+docs: $(STAMP)
+	bash docs/build.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check bogc_ref backends tests benchmarks
 	$(BIN)/ruff format --check bogc_ref backends tests benchmarks

@@ -55,7 +55,9 @@ def calibrate(
         var: gradient variances, same shape and dtype; ``0`` is dogmatic, ``+inf`` vacuous.
         mask: (..., M) booleans, True = present. An absent source counts as
             ``var = +inf`` and its mean is ignored (it may be NaN).
-        mode, tau, power: the evidence mapping, see :func:`~bogc_ref.evidence`.
+        mode: ``"relative"`` (default) or ``"fixed"``, see :func:`~bogc_ref.evidence`.
+        tau: the precision scale τ > 0 of ``mode="fixed"``.
+        power: the exponent p > 0 of the evidence mapping.
         prior_weight: W > 0; default M, the length of the sources axis (masked or not).
         normalize: divide by :math:`1 - \hat u` (the BayesAgg-MTL precision-weighted mean).
         check_finite: reject NaN in a present source, ±inf in a present mean and a

@@ -115,8 +115,10 @@ def linear_head_posterior(
     Λ is factored by Cholesky with the jitter policy of the docs (``_linalg``).
 
     Args:
-        h: representations (B, D); y: targets (B, K).
-        prior_mean: :math:`m_0` (K, D+1). prior_precision: :math:`P_0` (D+1, D+1).
+        h: representations (B, D).
+        y: targets (B, K).
+        prior_mean: :math:`m_0` (K, D+1).
+        prior_precision: :math:`P_0` (D+1, D+1), shared by the K outputs.
         noise_var: :math:`\sigma^2 > 0`.
 
     Returns:

@@ -93,17 +93,21 @@ def softmax_head_moments(
 
     .. math::
 
-        \theta_s = \mu + L\varepsilon_s,\quad
-        g_s = W_s[:, :D]^\top(\mathrm{softmax}(W_s\tilde h) - y),\quad
-        \text{mean} = \frac1S\sum_s g_s,\quad
+        \begin{aligned}
+        \theta_s &= \mu + L\varepsilon_s, \qquad
+        g_s = W_s[:, :D]^\top(\mathrm{softmax}(W_s\tilde h) - y), \\
+        \text{mean} &= \frac1S\sum_s g_s, \qquad
         \text{var} = \frac{1}{S-1}\sum_s (g_s - \text{mean})^2,
+        \end{aligned}
 
     with L the lower Cholesky factor of Σ (jitter policy of the docs). Draws are processed
     ``chunk_size`` at a time and merged with Chan et al.'s pairwise update, so memory is
     O(chunk_size · B · (D + K)), never S · B · K · D.
 
     Args:
-        h: (B, D). labels: (B,) ints in [0, K). w_mean: μ as W (K, D+1).
+        h: representations (B, D).
+        labels: (B,) ints in [0, K).
+        w_mean: μ as W (K, D+1), bias last.
         w_cov: Σ (K(D+1), K(D+1)) over θ = vec(W) row-major.
         eps: stored standard-normal draws (S, K(D+1)), for exact comparisons.
         n_samples, seed: draw S = n_samples vectors from ``numpy.random.default_rng(seed)``
@@ -173,6 +177,12 @@ def softmax_head_moments_linearized(
 
     Cost O(B K² D²). Agrees with :func:`softmax_head_moments` as Σ → 0.
 
+    Args:
+        h: representations (B, D).
+        labels: (B,) ints in [0, K).
+        w_mean: μ as W (K, D+1), bias last.
+        w_cov: Σ (K(D+1), K(D+1)) over θ = vec(W) row-major.
+
     Returns:
         Moments(mean, var), each (B, D), the dtype of ``h``.
     """
@@ -221,8 +231,11 @@ def softmax_head_laplace(
     jitter policy of the docs.
 
     Args:
-        h: (B, D). labels: (B,) ints in [0, K). w: θ as W (K, D+1).
-        prior_mean: :math:`m_0` (K, D+1). prior_precision: :math:`P_0` (K(D+1), K(D+1)).
+        h: representations (B, D).
+        labels: (B,) ints in [0, K).
+        w: the expansion point θ as W (K, D+1).
+        prior_mean: :math:`m_0` (K, D+1).
+        prior_precision: :math:`P_0` (K(D+1), K(D+1)).
 
     Returns:
         Posterior(mean (K, D+1), cov (K(D+1), K(D+1))), the dtype of ``h``.
