@@ -1,0 +1,111 @@
+"""Tensor plumbing shared by the PyTorch backend's modules: dtypes, devices, checks.
+
+dtype policy: float32 and float64 are computed in their own precision; float16 and
+bfloat16 inputs are computed in float32 and every result is cast back to the input
+dtype (evidence saturating at the dtype's largest finite value, +inf kept for dogmatic).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._replay import stub
+
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+FLOAT_DTYPES = (torch.float32, torch.float64, *HALF_DTYPES)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the backend computes in for inputs of ``dtype`` (half types: float32)."""
+    return torch.float32 if dtype in HALF_DTYPES else dtype
+
+
+def as_tensor(x: object, device: torch.device | str | None = None) -> torch.Tensor:
+    """``x`` as a tensor: tensors pass through; NumPy arrays and Python numbers are copied.
+
+    Python lists of floats become float64 like the reference's ``np.asarray``.
+    """
+    if isinstance(x, torch.Tensor):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind == "f" and not isinstance(x, np.ndarray | np.generic):
+        arr = arr.astype(np.float64)
+    return torch.as_tensor(arr, device=device)
+
+
+def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
+    """The NumPy dtype a stub of a tensor gets (half types count as float32: accepted)."""
+    if dtype in HALF_DTYPES:
+        return np.dtype(np.float32)
+    try:
+        return torch.empty(0, dtype=dtype).numpy().dtype
+    except TypeError:
+        return np.dtype(object)
+
+
+def stub_of(t: torch.Tensor) -> np.ndarray:
+    """A zero-cost NumPy stand-in with ``t``'s dtype and shape for structural checks."""
+    return stub(numpy_dtype(t.dtype), tuple(t.shape))
+
+
+def host(x: object) -> object:
+    """A host NumPy copy of a tensor (half types as float32); other values unchanged."""
+    if isinstance(x, torch.Tensor):
+        t = x.detach().cpu()
+        if t.dtype in HALF_DTYPES:
+            t = t.float()
+        return t.numpy()
+    return x
+
+
+def same_device(reference: torch.Tensor, tensors: dict[str, torch.Tensor]) -> None:
+    """ValueError naming the first tensor that is not on ``reference``'s device."""
+    for name, t in tensors.items():
+        if t.device != reference.device:
+            raise ValueError(
+                f"{name}: on device {t.device}, expected {reference.device} like the other "
+                f"inputs (shape {tuple(t.shape)})"
+            )
+
+
+def any_flag(flags: list[torch.Tensor]) -> bool:
+    """One device-to-host sync: True if any of the 0-d boolean ``flags`` is set."""
+    if not flags:
+        return False
+    return bool(torch.stack([f.reshape(()) for f in flags]).any().item())
+
+
+def not_all_finite(t: torch.Tensor) -> torch.Tensor:
+    """0-d bool tensor: some entry of ``t`` is NaN or infinite."""
+    return ~torch.isfinite(t).all()
+
+
+def not_symmetric(a: torch.Tensor) -> torch.Tensor:
+    """0-d bool tensor mirroring the reference's symmetry test (tolerance 1e3 eps scale)."""
+    scale = a.abs().amax(dim=(-2, -1), keepdim=True)
+    gap = (a - a.transpose(-1, -2)).abs()
+    eps = torch.finfo(a.dtype).eps
+    tol = 1e3 * eps * torch.where(scale > 0, scale, torch.ones_like(scale))
+    return (gap > tol).any()
+
+
+def floats(t: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
+    """``t`` in its compute dtype, and the dtype results go back to."""
+    return t.to(compute_dtype(t.dtype)), t.dtype
+
+
+def saturate_exp(log_e: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:
+    """``exp(log_e)`` cast to ``out_dtype`` the reference's way.
+
+    The reference takes ``exp`` in float64 (``+inf`` above log(float64 max) ≈ 709.78,
+    read as dogmatic) and clips other values to ``out_dtype``'s largest finite number.
+    """
+    big = torch.finfo(out_dtype).max
+    values = torch.exp(log_e).clamp(max=big)
+    return torch.where(log_e > LOG_FLOAT64_MAX, torch.inf, values).to(out_dtype)
+
+
+LOG_FLOAT64_MAX = float(np.log(np.finfo(np.float64).max))

@@ -1,0 +1,180 @@
+"""Stage 1 written once over a NumPy-compatible namespace ``xp`` (NumPy or CuPy).
+
+Used by the CuPy backend (``xp = cupy``, ``sla = cupyx.scipy.linalg``, matrix products
+on cuBLAS); the tests run it with ``xp = numpy`` so the code is exercised without a GPU.
+Inputs are validated arrays already in the compute dtype; formulas as in the reference
+(``bogc_ref._linear_head``, ``bogc_ref._softmax_head``, ``bogc_ref._empirical``). The
+only host round-trip is the Cholesky success test (one scalar) of the jitter policy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from bogc_ref._linalg import JITTER_STEPS
+
+
+def augmented(xp: Any, h: Any) -> Any:
+    """``h̃ = [h, 1]``."""
+    return xp.concatenate([h, xp.ones((h.shape[0], 1), dtype=h.dtype)], axis=1)
+
+
+def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
+    """Lower factor with the reference's jitter policy, float64 (see ``bogc_ref._linalg``)."""
+    a = a.astype(xp.float64)
+
+    def attempt(matrix: Any) -> Any:
+        try:
+            chol = xp.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            return None
+        return chol if bool(xp.isfinite(chol).all()) else None  # CuPy returns NaN on failure
+
+    chol = attempt(a)
+    if chol is not None:
+        return chol
+    scale = float(xp.mean(xp.abs(xp.diagonal(a)))) if a.shape[0] else 0.0
+    if scale > 0.0 and np.isfinite(scale):
+        eye = xp.eye(a.shape[-1], dtype=a.dtype)
+        for step in JITTER_STEPS:
+            chol = attempt(a + (step * scale) * eye)
+            if chol is not None:
+                return chol
+    finite = bool(xp.isfinite(a).all())
+    smallest = float(xp.linalg.eigvalsh(a)[0]) if finite else float("nan")
+    raise np.linalg.LinAlgError(
+        f"{name}: matrix of shape {tuple(a.shape)} is not positive definite even after a "
+        f"relative jitter of {JITTER_STEPS[-1]:g} x mean diagonal (smallest eigenvalue "
+        f"{smallest:.3g})"
+    )
+
+
+def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
+    """``A⁻¹ rhs`` from the lower factor of A (two triangular solves)."""
+    half = sla.solve_triangular(chol, rhs, lower=True)
+    return sla.solve_triangular(chol.T, half, lower=False)
+
+
+def softmax(xp: Any, logits: Any) -> Any:
+    """Row softmax over the last axis, shifted by the row maximum."""
+    z = xp.exp(logits - logits.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def linear_head_moments(xp: Any, h: Any, y: Any, w_mean: Any, w_cov: Any) -> tuple[Any, Any]:
+    r"""Exact moments of the squared-error head (``bogc_ref.linear_head_moments``)."""
+    dim = h.shape[1]
+    h_tilde = augmented(xp, h)
+    rho = h_tilde @ w_mean.T - y
+    sigma_h = xp.einsum("kij,bj->bki", w_cov, h_tilde)
+    s2 = xp.einsum("bki,bi->bk", sigma_h, h_tilde)
+    c = sigma_h[..., :dim]
+    a = w_mean[:, :dim]
+    sigma2 = xp.diagonal(w_cov, axis1=1, axis2=2)[:, :dim]
+    mean = rho @ a + c.sum(axis=1)
+    var = (
+        (rho * rho) @ sigma2
+        + s2 @ (a * a)
+        + 2.0 * xp.einsum("bkd,bkd->bd", rho[..., None] * a, c)
+        + s2 @ sigma2
+        + (c * c).sum(axis=1)
+    )
+    return mean, var
+
+
+def softmax_head_moments(
+    xp: Any,
+    h: Any,
+    targets: Any,
+    w_mean: Any,
+    chol: Any,
+    draws: Any,
+    count: int,
+    chunk: int,
+) -> tuple[Any, Any]:
+    """Monte Carlo moments with Chan's merge; ``draws(start, size)`` gives ε (size, K(D+1))."""
+    h_tilde = augmented(xp, h)
+    mu_flat = w_mean.reshape(-1)
+    n_rows, n_features = h.shape
+    total = 0
+    mean = xp.zeros((n_rows, n_features), dtype=h.dtype)
+    sq_dev = xp.zeros_like(mean)
+    for start in range(0, count, chunk):
+        size = min(chunk, count - start)
+        weights = (mu_flat + draws(start, size) @ chol.T).reshape(size, *w_mean.shape)
+        logits = xp.einsum("skj,bj->sbk", weights, h_tilde)
+        g = xp.einsum("sbk,skd->sbd", softmax(xp, logits) - targets, weights[..., :-1])
+        chunk_mean = g.mean(axis=0)
+        chunk_sq_dev = ((g - chunk_mean) ** 2).sum(axis=0)
+        delta = chunk_mean - mean
+        merged = total + size
+        mean = mean + delta * (size / merged)
+        sq_dev = sq_dev + chunk_sq_dev + delta * delta * (total * size / merged)
+        total = merged
+    return mean, sq_dev / (count - 1)
+
+
+def softmax_head_moments_linearized(
+    xp: Any, h: Any, targets: Any, w_mean: Any, w_cov: Any
+) -> tuple[Any, Any]:
+    """Linearized moments (``bogc_ref.softmax_head_moments_linearized``)."""
+    n_classes, width = w_mean.shape
+    dim = width - 1
+    h_tilde = augmented(xp, h)
+    blocks = w_cov.reshape(n_classes, width, n_classes, width)
+    p = softmax(xp, h_tilde @ w_mean.T)
+    r = p - targets
+    a_weights = w_mean[:, :dim]
+    mean = r @ a_weights
+    jac_a = (a_weights.T[None, :, :] - (p @ a_weights)[:, :, None]) * p[:, None, :]
+    same_dim = xp.diagonal(blocks[:, :dim, :, :dim], axis1=1, axis2=3)  # (K, K, D)
+    term1 = xp.einsum("bl,bm,lmi->bi", r, r, same_dim)
+    cross = xp.einsum("limj,bj->blim", blocks[:, :dim, :, :], h_tilde)
+    term2 = 2.0 * xp.einsum("bl,bim,blim->bi", r, jac_a, cross)
+    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, h_tilde)
+    quad = xp.einsum("bj,bljm->blm", h_tilde, sigma_h)
+    term3 = xp.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
+    return mean, term1 + term2 + term3
+
+
+def empirical_moments(xp: Any, g: Any) -> tuple[Any, Any]:
+    """Mean of the N per-sample gradients and the variance of that mean."""
+    n = g.shape[0]
+    mean = g.mean(axis=0)
+    return mean, ((g - mean) ** 2).sum(axis=0) / (n * (n - 1))
+
+
+def linear_head_posterior(
+    xp: Any, sla: Any, h: Any, y: Any, m0: Any, p0: Any, noise_var: float
+) -> tuple[Any, Any]:
+    """Conjugate posterior (float64 inputs), ``bogc_ref.linear_head_posterior``."""
+    h_tilde = augmented(xp, h)
+    chol = cholesky_jittered(
+        xp, p0 + h_tilde.T @ h_tilde / noise_var, "posterior precision P0 + H̃ᵀH̃/noise_var"
+    )
+    mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
+    cov = cho_solve(sla, chol, xp.eye(h_tilde.shape[1], dtype=h_tilde.dtype))
+    return mean, 0.5 * (cov + cov.T)
+
+
+def softmax_head_laplace(
+    xp: Any, sla: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any
+) -> tuple[Any, Any]:
+    """One Newton step with the Kronecker-structured GGN (float64 inputs)."""
+    n_classes, width = theta.shape
+    n_params = n_classes * width
+    h_tilde = augmented(xp, h)
+    p = softmax(xp, h_tilde @ theta.T)
+    curvature = xp.eye(n_classes, dtype=p.dtype)[None] * p[:, None, :] - p[:, :, None] * p[:, None]
+    outer = h_tilde[:, :, None] * h_tilde[:, None, :]
+    ggn = (curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)).reshape(
+        n_classes, n_classes, width, width
+    )
+    precision = p0 + ggn.transpose(0, 2, 1, 3).reshape(n_params, n_params)
+    grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+    chol = cholesky_jittered(xp, precision, "Laplace precision P0 + GGN")
+    mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
+    cov = cho_solve(sla, chol, xp.eye(n_params, dtype=theta.dtype))
+    return mean.reshape(theta.shape), 0.5 * (cov + cov.T)
