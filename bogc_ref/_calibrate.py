@@ -9,10 +9,10 @@ from ._dempster import fuse_log_evidence, prior_weight_value
 from ._evidence import (
     Mode,
     check_var,
+    evidence_from_log,
     evidence_params,
     log_evidence,
     present_sources,
-    saturating_cast,
 )
 from ._results import Calibration
 from ._validation import (
@@ -103,7 +103,7 @@ def calibrate(
         grad=grad.astype(dtype),
         belief=belief.astype(dtype),
         uncertainty=uncertainty.astype(dtype),
-        evidence=saturating_cast(np.exp(log_e), dtype),
+        evidence=evidence_from_log(log_e, dtype),
     )
 
 

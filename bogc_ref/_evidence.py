@@ -82,15 +82,16 @@ def log_evidence(
     return np.where(present, log_e, -np.inf)
 
 
-def saturating_cast(values: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
-    """Cast to ``dtype``, clipping finite values to its largest finite number.
+def evidence_from_log(log_e: FloatArray, dtype: np.dtype[Any]) -> FloatArray:
+    """``exp(log e)`` in ``dtype``, saturating finite evidence at the dtype's largest value.
 
-    +inf stays +inf (it means dogmatic); a finite evidence too large for float32 is
-    therefore never mistaken for a dogmatic one.
+    Only ``log e = +inf`` (dogmatic) becomes +inf: a finite evidence too large for the
+    dtype (possible with a large ``power``) is never mistaken for a dogmatic one.
     """
     big = np.finfo(dtype).max
-    clipped = np.where(np.isfinite(values), np.clip(values, -big, big), values)
-    return clipped.astype(dtype)
+    with np.errstate(over="ignore"):
+        values = np.exp(log_e)
+    return np.where(np.isposinf(log_e), np.inf, np.minimum(values, big)).astype(dtype)
 
 
 def evidence(
@@ -137,4 +138,4 @@ def evidence(
     present = present_sources(mask, var_arr.shape)
     check_var(var_arr, present)
     log_e = log_evidence(var_arr, present, mode_, tau_, power_)
-    return saturating_cast(np.exp(log_e), var_arr.dtype)
+    return evidence_from_log(log_e, var_arr.dtype)

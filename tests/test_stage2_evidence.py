@@ -94,10 +94,17 @@ def test_leading_axes_have_their_own_reference() -> None:
     np.testing.assert_allclose(bogc_ref.evidence(var), np.ones((2, 2, 3)), rtol=4e-15)
 
 
-def test_evidence_saturates_instead_of_becoming_dogmatic() -> None:
-    var = np.array([[1e-15], [1e15]], dtype=np.float32)
+@pytest.mark.parametrize(
+    ("dtype", "tiny", "huge"), [(np.float32, 1e-15, 1e15), (np.float64, 1e-300, 1e300)]
+)
+def test_evidence_saturates_instead_of_becoming_dogmatic(
+    dtype: type, tiny: float, huge: float
+) -> None:
+    var = np.array([[tiny], [huge]], dtype=dtype)
     e = bogc_ref.evidence(var, power=3.0)
-    assert np.isfinite(e).all() and e[0, 0] == np.finfo(np.float32).max
+    assert np.isfinite(e).all() and e[0, 0] == np.finfo(dtype).max
+    out = bogc_ref.calibrate(np.ones_like(var), var, power=3.0)
+    assert np.isfinite(out.evidence).all()
 
 
 @pytest.mark.parametrize("mode, tau", [("relative", None), ("fixed", 0.5)])

@@ -163,3 +163,12 @@ def test_evidence_errors_name_the_argument(backend: Any) -> None:
         backend.evidence(backend.from_numpy(var))
     with pytest.raises(ValueError, match=r"^evidence: negative evidence at index \(0, 0\)"):
         backend.reduced_dempster(backend.from_numpy(-np.ones((2, 3))))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_evidence_beyond_the_dtype_range_saturates(backend: Any, dtype: Any) -> None:
+    tiny, huge = (1e-300, 1e300) if dtype == np.float64 else (1e-15, 1e15)
+    var = np.array([[tiny], [huge]], dtype=dtype)
+    got = to_numpy(backend.evidence(backend.from_numpy(var), power=3.0))
+    np.testing.assert_array_equal(got, bogc_ref.evidence(var, power=3.0))
+    assert got[0, 0] == np.finfo(dtype).max
