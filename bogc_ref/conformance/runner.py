@@ -1,0 +1,277 @@
+"""Checking a candidate on the golden cases and on the Monte Carlo sampler.
+
+Each check yields one :class:`CaseResult`. A candidate that raises, runs past the time
+limit, returns the wrong shape or dtype, or returns NaN fails that case with the reason;
+nothing a candidate does stops the run.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._linalg import cholesky_jittered
+from .._softmax_head import _gradients
+from .adapter import Adapter
+from .compare import Comparison, compare_array, failed, merge
+from .golden import GoldenCase, output_fields
+from .runtime import CaseTimeout
+from .tolerances import (
+    evidence_kappa,
+    mc_standard_errors,
+    mc_z_threshold,
+    rtol_for,
+    stage1_kappa,
+)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Outcome of one case (or one law) for one dtype."""
+
+    name: str
+    stage: str
+    function: str
+    dtype: str
+    ok: bool
+    abs_err: float
+    rel_err: float
+    rtol: float
+    reason: str
+    seconds: float
+    kind: str = "golden"
+
+
+def _reduction_length(case: GoldenCase) -> int:
+    inputs = case.inputs
+    if case.function == "empirical_moments":
+        return int(inputs["per_sample_grads"].shape[0])
+    width = int(inputs["h"].shape[1]) + 1
+    if case.function in ("linear_head_moments", "linear_head_posterior"):
+        return width
+    n_classes = int(inputs["w_mean" if "w_mean" in inputs else "w"].shape[0])
+    return n_classes * width
+
+
+def _present(case: GoldenCase, shape: tuple[int, ...]) -> np.ndarray:
+    mask = case.inputs.get("mask")
+    if mask is None:
+        return np.ones(shape, dtype=bool)
+    return np.broadcast_to(np.asarray(mask)[..., None], shape)
+
+
+def case_rtol(case: GoldenCase, dtype: str) -> float:
+    """rtol of a case by the policy of :mod:`~bogc_ref.conformance.tolerances`."""
+    stage = case.stage
+    if stage in ("stage2", "calibrate"):
+        var = case.inputs["var"].astype(dtype)
+        kappa = evidence_kappa(var, case.kwargs.get("power", 1.0), _present(case, var.shape))
+    elif stage == "stage3":
+        kappa = 1.0
+    else:
+        kappa = stage1_kappa(_reduction_length(case), case.cond)
+    return rtol_for(dtype, stage, kappa).rtol
+
+
+def _atol(case: GoldenCase, field: str, dtype: str, rtol: float, ref: np.ndarray) -> Any:
+    if case.stage == "stage1":
+        finite = ref[np.isfinite(ref)]
+        return rtol * (float(np.max(np.abs(finite))) if finite.size else 0.0)
+    if field == "evidence":
+        return float(np.finfo(np.dtype(dtype)).tiny)
+    if field == "grad":
+        mean = case.inputs["mean"].astype(dtype).astype(np.float64)
+        present = _present(case, mean.shape)
+        scale = np.max(np.where(present, np.abs(np.nan_to_num(mean, nan=0.0)), 0.0), axis=-2)
+        return rtol * scale
+    return rtol  # belief, uncertainty: masses in [0, 1]
+
+
+def describe_exception(exc: BaseException) -> str:
+    """One line: the exception type, its message and where in the candidate it came from."""
+    if isinstance(exc, CaseTimeout):
+        return f"timeout: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    message = str(exc).splitlines()[0] if str(exc) else ""
+    return f"raised {type(exc).__name__}: {message}{where}"
+
+
+def reproduction(adapter: Adapter, case: GoldenCase, dtype: str) -> str:
+    """A copy-pasteable snippet that reruns one golden case on the candidate."""
+    return (
+        "from bogc_ref.conformance.loading import open_candidate\n"
+        "from bogc_ref.conformance.golden import load_case\n"
+        f"impl = open_candidate({adapter.spec!r})\n"
+        f"case = load_case({case.name!r})\n"
+        f"args, kwargs = case.call_args({dtype!r})\n"
+        f"got = impl.{case.function}(*args, **kwargs)\n"
+        f"expected = case.expected({dtype!r})"
+    )
+
+
+def check_golden(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
+    """Run one golden case on the candidate and compare every output field."""
+    rtol = case_rtol(case, dtype)
+    start = time.perf_counter()
+    args, kwargs = case.call_args(dtype)
+    try:
+        result = adapter.call(case.function, *args, **kwargs)
+        comparison = _compare_fields(case, dtype, rtol, result)
+    except Exception as exc:
+        comparison = failed(describe_exception(exc))
+    seconds = time.perf_counter() - start
+    reason = comparison.reason
+    if not comparison.ok:
+        reason += "\n  reproduce:\n    " + reproduction(adapter, case, dtype).replace(
+            "\n", "\n    "
+        )
+    return CaseResult(
+        case.name,
+        case.stage,
+        case.function,
+        dtype,
+        comparison.ok,
+        comparison.abs_err,
+        comparison.rel_err,
+        rtol,
+        reason,
+        seconds,
+    )
+
+
+def _compare_fields(case: GoldenCase, dtype: str, rtol: float, result: Any) -> Comparison:
+    expected = case.expected(dtype)
+    fields = output_fields(case.function)
+    comparisons = []
+    for field in fields:
+        got = (
+            result
+            if len(fields) == 1 and isinstance(result, np.ndarray)
+            else getattr(result, field)
+        )
+        ref = expected[field]
+        comparisons.append(
+            compare_array(
+                field,
+                got,
+                ref,
+                rtol=rtol,
+                atol=_atol(case, field, dtype, rtol, ref),
+                dtype=np.dtype(dtype),
+            )
+        )
+    return merge(comparisons)
+
+
+#: Draws the candidate's own sampler is asked for, and the harness's own estimate.
+MC_CANDIDATE_SAMPLES = 4000
+MC_TRUTH_SAMPLES = 40000
+MC_SEED = 20240531
+
+
+def _mc_truth(case: GoldenCase, dtype: str) -> tuple[np.ndarray, ...]:
+    """Sample mean, variance and fourth central moment of g from the harness's own draws."""
+    args, _ = case.call_args(dtype)
+    h, labels, w_mean, w_cov = (np.asarray(a) for a in args)
+    h_tilde = np.hstack([h.astype(np.float64), np.ones((h.shape[0], 1))])
+    targets = np.eye(w_mean.shape[0])[labels]
+    chol = cholesky_jittered(w_cov.astype(np.float64), "w_cov")
+    rng = np.random.default_rng(MC_SEED + 1)
+    draws = rng.standard_normal((MC_TRUTH_SAMPLES, w_mean.size))
+    weights = (w_mean.astype(np.float64).ravel() + draws @ chol.T).reshape(-1, *w_mean.shape)
+    g = _gradients(weights, h_tilde, targets)
+    mean = g.mean(axis=0)
+    centred = g - mean
+    var = np.mean(centred**2, axis=0) * MC_TRUTH_SAMPLES / (MC_TRUTH_SAMPLES - 1)
+    m4 = np.mean(centred**4, axis=0)
+    return mean, var, m4
+
+
+def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
+    r"""The candidate's own sampler (``n_samples``, ``seed``) against the harness's draws.
+
+    With S_c = :data:`MC_CANDIDATE_SAMPLES` candidate draws and S_t =
+    :data:`MC_TRUTH_SAMPLES` independent harness draws, each mean and variance difference
+    is divided by its standard error (:func:`~bogc_ref.conformance.tolerances.mc_standard_errors`)
+    and must stay below the Bonferroni bound :func:`~bogc_ref.conformance.tolerances.mc_z_threshold`
+    over all 2·B·D comparisons. A second call with the same seed must repeat the first.
+    """
+    name = "softmax_mc_own_sampler"
+    rtol = rtol_for(dtype, "stage1", stage1_kappa(_reduction_length(case), case.cond)).rtol
+    start = time.perf_counter()
+    args, _ = case.call_args(dtype)
+    try:
+        first = adapter.call(case.function, *args, n_samples=MC_CANDIDATE_SAMPLES, seed=MC_SEED)
+        again = adapter.call(case.function, *args, n_samples=MC_CANDIDATE_SAMPLES, seed=MC_SEED)
+        comparison = _compare_mc(first, again, _mc_truth(case, dtype), dtype, rtol)
+    except Exception as exc:
+        comparison = failed(describe_exception(exc))
+    return CaseResult(
+        name,
+        "stage1",
+        case.function,
+        dtype,
+        comparison.ok,
+        comparison.abs_err,
+        comparison.rel_err,
+        rtol,
+        comparison.reason,
+        time.perf_counter() - start,
+        kind="statistical",
+    )
+
+
+def _compare_mc(
+    first: Any, again: Any, truth: tuple[np.ndarray, ...], dtype: str, rtol: float
+) -> Comparison:
+    mean_t, var_t, m4_t = truth
+    for field in ("mean", "var"):
+        got = getattr(first, field)
+        if got.shape != mean_t.shape:
+            return failed(f"{field}: shape {got.shape}, expected {mean_t.shape}")
+        if got.dtype != np.dtype(dtype):
+            return failed(f"{field}: dtype {got.dtype}, expected {dtype}")
+        if not np.all(np.isfinite(got)):
+            return failed(f"{field}: non-finite values (NaN or inf)")
+        repeat = compare_array(
+            f"{field} (same seed twice)",
+            getattr(again, field),
+            got,
+            rtol=rtol,
+            atol=rtol * float(np.max(np.abs(got))),
+        )
+        if not repeat.ok:
+            return failed(f"not deterministic for a fixed seed: {repeat.reason}")
+    se_mean, se_var = mc_standard_errors(var_t, m4_t, MC_CANDIDATE_SAMPLES, MC_TRUTH_SAMPLES)
+    z_bound = mc_z_threshold(2 * mean_t.size)
+    worst = Comparison(ok=True, abs_err=0.0, rel_err=0.0, ratio=0.0)
+    results = []
+    for field, target, se in (("mean", mean_t, se_mean), ("var", var_t, se_var)):
+        got = getattr(first, field).astype(np.float64)
+        diff = np.abs(got - target)
+        floor = rtol * float(np.max(np.abs(target)))
+        z = diff / (se + floor)
+        i = tuple(int(j) for j in np.unravel_index(int(np.argmax(z)), z.shape))
+        scale = np.abs(target) + se
+        results.append(
+            Comparison(
+                ok=bool(z[i] <= z_bound),
+                abs_err=float(diff.max()),
+                rel_err=float(np.max(diff / scale)),
+                ratio=float(z[i] / z_bound),
+                reason=(
+                    ""
+                    if z[i] <= z_bound
+                    else f"{field}: got {got[i]!r}, sampling estimate {target[i]!r} at index "
+                    f"{i}: {z[i]:.1f} standard errors apart (bound {z_bound:.2f} for "
+                    f"{2 * mean_t.size} comparisons at family-wise alpha 1e-6)"
+                ),
+            )
+        )
+    worst = merge(results)
+    return worst

@@ -1,0 +1,1 @@
+"""Tests of the conformance harness (bogc-ref verify, golden vectors)."""
