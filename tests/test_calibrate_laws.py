@@ -20,12 +20,63 @@ from bogc_ref.conformance import laws, strategies
 from bogc_ref.conformance.laws import LAWS, Example
 
 
+def _available(name: str) -> bool:
+    try:
+        from bogc_ref.backends import available_backends
+    except ImportError:
+        return False
+    return name in available_backends()
+
+
+def _cuda() -> bool:
+    if not _available("torch"):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
+#: Every implementation the law battery runs over: the reference and each bundled backend.
+IMPLEMENTATIONS = [
+    pytest.param("reference", id="reference"),
+    pytest.param(
+        "backend:torch@cpu",
+        id="torch-cpu",
+        marks=pytest.mark.skipif(not _available("torch"), reason="PyTorch is not installed"),
+    ),
+    pytest.param(
+        "backend:torch@cuda",
+        id="torch-cuda",
+        marks=[pytest.mark.cuda, pytest.mark.skipif(not _cuda(), reason="no CUDA device")],
+    ),
+    pytest.param(
+        "backend:cupy@cuda",
+        id="cupy-cuda",
+        marks=[
+            pytest.mark.cuda,
+            pytest.mark.skipif(not _available("cupy"), reason="CuPy with a CUDA device is absent"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(scope="module", params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> Any:
+    if request.param == "reference":
+        return bogc_ref
+    from bogc_ref.conformance.loading import open_candidate
+
+    return open_candidate(request.param)
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("law", LAWS, ids=[law.name for law in LAWS])
 @given(data=st.data())
-def test_reference_satisfies_law(law: laws.Law, dtype: str, data: st.DataObject) -> None:
+def test_implementation_satisfies_law(
+    implementation: Any, law: laws.Law, dtype: str, data: st.DataObject
+) -> None:
     example = data.draw(strategies.for_law(law.name, dtype), label=law.name)
-    law.check(bogc_ref, example)
+    law.check(implementation, example)
 
 
 def _candidate(**overrides: Any) -> SimpleNamespace:

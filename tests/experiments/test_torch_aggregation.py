@@ -1,0 +1,153 @@
+"""Representation-level aggregator: equals a hand-made pipeline of the NumPy reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
+
+import bogc_ref as ref
+
+B, D_IN, D, K = 9, 5, 4, 3
+PRIOR_VAR, NOISE_VAR = 2.0, 0.5
+
+
+def _problem(seed: int = 0) -> dict[str, torch.Tensor | torch.nn.Module]:
+    torch.manual_seed(seed)
+    enc = torch.nn.Linear(D_IN, D).double()
+    lin = torch.nn.Linear(2, K).double()  # reads columns 0:2
+    soft = torch.nn.Linear(D, K).double()  # reads every column
+    x = torch.randn(B, D_IN, dtype=torch.float64)
+    y = torch.randn(B, K, dtype=torch.float64)
+    labels = torch.randint(0, K, (B,))
+    return {"enc": enc, "lin": lin, "soft": soft, "x": x, "y": y, "labels": labels}
+
+
+def _w(head: torch.nn.Linear) -> np.ndarray:
+    return np.concatenate([head.weight.detach().numpy(), head.bias.detach().numpy()[:, None]], 1)
+
+
+def _hand_moments(p: dict, h: np.ndarray, rows: np.ndarray | None = None):
+    """Per-sample moments (B, 2, D) built directly from the NumPy reference."""
+    rows = np.ones(B, bool) if rows is None else rows
+    y, labels = p["y"].numpy(), p["labels"].numpy()
+    post = ref.linear_head_posterior(
+        h[rows, :2],
+        y[rows],
+        prior_mean=np.zeros((K, 3)),
+        prior_precision=np.eye(3) / PRIOR_VAR,
+        noise_var=NOISE_VAR,
+    )
+    m_lin = ref.linear_head_moments(h[:, :2], y, post.mean, post.cov)
+    lap = ref.softmax_head_laplace(
+        h,
+        labels,
+        _w(p["soft"]),
+        prior_mean=np.zeros((K, D + 1)),
+        prior_precision=np.eye(K * (D + 1)) / PRIOR_VAR,
+    )
+    m_soft = ref.softmax_head_moments_linearized(h, labels, lap.mean, lap.cov)
+    mean = np.zeros((B, 2, D))
+    var = np.full((B, 2, D), np.inf)
+    mean[:, 0, :2], var[:, 0, :2] = m_lin.mean, m_lin.var
+    mean[:, 1], var[:, 1] = m_soft.mean, m_soft.var
+    return mean, var
+
+
+def _aggregator(p: dict, **kwargs: object) -> RepresentationAggregator:
+    sources = [Source(p["lin"], "linear", slice(0, 2)), Source(p["soft"], "softmax")]
+    return RepresentationAggregator(sources, prior_var=PRIOR_VAR, noise_var=NOISE_VAR, **kwargs)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_encoder_gradient_equals_hand_calibration(normalize: bool) -> None:
+    p = _problem()
+    h = p["enc"](p["x"])
+    _aggregator(p, normalize=normalize).backward(h, [p["y"], p["labels"]])
+
+    mean, var = _hand_moments(p, h.detach().numpy())
+    dh = ref.calibrate(mean, var, normalize=normalize).grad / B  # (B, D)
+    x = p["x"].numpy()
+    # h = x Aᵀ + c, so dL/dA = dhᵀ x and dL/dc = Σ_b dh_b (chain rule by hand).
+    np.testing.assert_allclose(p["enc"].weight.grad.numpy(), dh.T @ x, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(p["enc"].bias.grad.numpy(), dh.sum(0), rtol=1e-9, atol=1e-12)
+    # The heads are not touched by the aggregator.
+    assert p["lin"].weight.grad is None and p["soft"].weight.grad is None
+
+
+def test_unreached_dimensions_are_vacuous_not_dogmatic() -> None:
+    p = _problem(1)
+    h = p["enc"](p["x"])
+    agg = _aggregator(p)
+    mean, var, present = agg.moments(h, [p["y"], p["labels"]])
+    assert torch.isposinf(var[:, 0, 2:]).all() and (mean[:, 0, 2:] == 0).all()
+    assert torch.isfinite(var[:, 0, :2]).all() and (var[:, 0, :2] > 0).all()
+    cal = agg._bogc.calibrate(mean, var, mask=present)
+    assert (cal.belief[:, 0, 2:] == 0).all() and (cal.evidence[:, 0, 2:] == 0).all()
+    # There only the softmax source speaks: ĝ = e_2 μ_2 / (W + e_2) with W = M = 2.
+    e2 = cal.evidence[:, 1, 2:]
+    torch.testing.assert_close(cal.grad[:, 2:], e2 * mean[:, 1, 2:] / (2.0 + e2))
+
+
+def test_missing_source_is_masked_and_left_out_of_the_posterior() -> None:
+    p = _problem(2)
+    h = p["enc"](p["x"])
+    mask = torch.ones(B, 2, dtype=torch.bool)
+    mask[[0, 3, 4], 0] = False
+    _aggregator(p).backward(h, [p["y"], p["labels"]], mask)
+
+    rows = mask[:, 0].numpy()
+    mean, var = _hand_moments(p, h.detach().numpy(), rows)
+    mean[~rows, 0] = np.nan  # an absent source's mean is ignored, whatever it is
+    dh = ref.calibrate(mean, var, mask=mask.numpy()).grad / B
+    np.testing.assert_allclose(
+        p["enc"].weight.grad.numpy(), dh.T @ p["x"].numpy(), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_refresh_every_reuses_the_posterior() -> None:
+    p = _problem(3)
+    agg = _aggregator(p, refresh_every=2)
+    h1 = p["enc"](p["x"]).detach()
+    agg.moments(h1, [p["y"], p["labels"]])
+    h2 = h1 + 0.5  # a new batch of representations; the posterior must not move
+    mean, _, _ = agg.moments(h2, [p["y"], p["labels"]])
+    stale, _ = _hand_moments(p, h1.numpy())  # posterior of h1 ...
+    post = ref.linear_head_posterior(
+        h1[:, :2].numpy(),
+        p["y"].numpy(),
+        prior_mean=np.zeros((K, 3)),
+        prior_precision=np.eye(3) / PRIOR_VAR,
+        noise_var=NOISE_VAR,
+    )  # ... evaluated at h2
+    expected = ref.linear_head_moments(h2[:, :2].numpy(), p["y"].numpy(), post.mean, post.cov)
+    np.testing.assert_allclose(mean[:, 0, :2].numpy(), expected.mean, rtol=1e-9)
+    assert not np.allclose(stale[:, 0, :2], expected.mean)
+
+
+def test_mc_moments_follow_the_seed() -> None:
+    p = _problem(4)
+    h = p["enc"](p["x"]).detach()
+    kw = {"softmax_moments": "mc", "n_samples": 16, "seed": 7}
+    a, _, _ = _aggregator(p, **kw).moments(h, [p["y"], p["labels"]])
+    b, _, _ = _aggregator(p, **kw).moments(h, [p["y"], p["labels"]])
+    lin, _, _ = _aggregator(p).moments(h, [p["y"], p["labels"]])
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a[:, 1], lin[:, 1])
+
+
+def test_bad_inputs_name_the_argument() -> None:
+    p = _problem()
+    agg = _aggregator(p)
+    h = p["enc"](p["x"])
+    with pytest.raises(ValueError, match="targets"):
+        agg.backward(h, [p["y"]])
+    with pytest.raises(ValueError, match="mask"):
+        agg.backward(h, [p["y"], p["labels"]], torch.ones(B, 3, dtype=torch.bool))
+    with pytest.raises(TypeError, match="mask"):
+        agg.backward(h, [p["y"], p["labels"]], torch.ones(B, 2))
+    with pytest.raises(ValueError, match="h: does not require grad"):
+        agg.backward(h.detach(), [p["y"], p["labels"]])
+    with pytest.raises(ValueError, match="kind"):
+        RepresentationAggregator([Source(p["lin"], "poisson")])  # type: ignore[arg-type]
