@@ -173,10 +173,7 @@ def raw_evidence_kernel(t_max: float) -> Any:
         e = isinf(raw) && raw > 0 ? CUDART_INF_F : min(exp(raw), (T)T_MAX);
         """,
         "bogc_raw_evidence",
-        preamble=(
-            f"#define T_MAX {t_max!r}\n"
-            "#include <math_constants.h>\n"
-        ),
+        preamble=(f"#define T_MAX {t_max!r}\n#include <math_constants.h>\n"),
     )
 
 

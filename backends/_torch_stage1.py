@@ -121,7 +121,9 @@ def softmax_head_moments_linearized(
     sigma_h = torch.einsum("ljmk,bk->bljm", blocks, h_tilde)  # (B, K, D+1, K)
     quad = torch.einsum("bj,bljm->blm", h_tilde, sigma_h)  # (B, K, K)
     term3 = torch.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
-    return mean, term1 + term2 + term3
+    # Rounding can take the sum below 0 only where the true variance is below its terms'
+    # rounding level (a saturated softmax); as in the reference, that is 0.
+    return mean, (term1 + term2 + term3).clamp(min=0.0)
 
 
 def empirical_moments(g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -136,7 +136,9 @@ def softmax_head_moments_linearized(
     sigma_h = xp.einsum("ljmk,bk->bljm", blocks, h_tilde)
     quad = xp.einsum("bj,bljm->blm", h_tilde, sigma_h)
     term3 = xp.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
-    return mean, term1 + term2 + term3
+    return mean, xp.maximum(
+        term1 + term2 + term3, 0.0
+    )  # rounding below 0 is 0, as in the reference
 
 
 def empirical_moments(xp: Any, g: Any) -> tuple[Any, Any]:

@@ -203,7 +203,9 @@ def softmax_head_moments_linearized(
     term2 = 2.0 * np.einsum("bl,bim,blim->bi", r, jac_a, cross)
     quad = np.einsum("bj,ljmk,bk->blm", h_tilde, blocks, h_tilde, optimize=True)  # (B, K, K)
     term3 = np.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
-    var = term1 + term2 + term3
+    # diag(JΣJᵀ) >= 0; the three-term sum can round below 0 only where the true variance
+    # is below the rounding level of its terms (a saturated softmax): that is 0.
+    var = np.maximum(term1 + term2 + term3, 0.0)
     return Moments(mean.astype(dtype), var.astype(dtype))
 
 
