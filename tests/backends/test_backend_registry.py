@@ -7,9 +7,9 @@ import importlib.util
 import numpy as np
 import pytest
 from backend_cases import TORCH, TORCH_CUDA
-from bogc_ref.backends import BackendUnavailable, available_backends, get_backend
 
 import bogc_ref
+from bogc_ref.backends import BackendUnavailable, available_backends, get_backend
 from bogc_ref.interface import STAGES, Implementation
 
 

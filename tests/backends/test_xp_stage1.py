@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
-from bogc_ref.backends import _xp_stage1 as xs
 
 import bogc_ref
+from bogc_ref.backends import _xp_stage1 as xs
 
 
 def _problem(seed: int = 0) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+
 from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
 
 B, D_IN, D, K, WORLD = 12, 5, 4, 3, 2

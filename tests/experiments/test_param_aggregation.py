@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
+import bogc_ref as ref
 from bogc_ref.backends.torch_param_aggregation import (
     calibrated_param_grads,
     module_loss_fn,
     per_sample_source_grads,
 )
-
-import bogc_ref as ref
 
 B, D_IN, M = 7, 4, 3
 
@@ -77,8 +77,9 @@ def test_unknown_parameter_is_named() -> None:
 
 def test_torchjd_adapter_equals_parameter_level() -> None:
     pytest.importorskip("torchjd", reason="torchjd (experiments extra) not installed")
-    from bogc_ref.backends.torchjd_adapter import BOGC
     from torchjd.autojac import backward, jac_to_grad
+
+    from bogc_ref.backends.torchjd_adapter import BOGC
 
     net, x, y = _net(2)
     params = list(net.parameters())

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
 
 import bogc_ref as ref
+from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
 
 B, D_IN, D, K = 9, 5, 4, 3
 PRIOR_VAR, NOISE_VAR = 2.0, 0.5
@@ -151,3 +151,19 @@ def test_bad_inputs_name_the_argument() -> None:
         agg.backward(h.detach(), [p["y"], p["labels"]])
     with pytest.raises(ValueError, match="kind"):
         RepresentationAggregator([Source(p["lin"], "poisson")])  # type: ignore[arg-type]
+
+
+def test_float32_model_gets_the_float64_calibration_cast_back() -> None:
+    p = _problem(5)
+    enc32 = torch.nn.Linear(D_IN, D)
+    with torch.no_grad():
+        enc32.weight.copy_(p["enc"].weight)
+        enc32.bias.copy_(p["enc"].bias)
+    h32 = enc32(p["x"].float())
+    _aggregator(p).backward(h32, [p["y"].float(), p["labels"]])
+    assert enc32.weight.grad.dtype == torch.float32
+    mean, var = _hand_moments(p, h32.detach().double().numpy())
+    dh = ref.calibrate(mean, var).grad / B
+    np.testing.assert_allclose(
+        enc32.weight.grad.numpy(), dh.T @ p["x"].float().double().numpy(), rtol=1e-5, atol=1e-7
+    )

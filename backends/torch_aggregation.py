@@ -1,0 +1,273 @@
+r"""Representation-level BOGC for PyTorch training: calibrate dL/dh before it reaches the encoders.
+
+Setting. Encoders produce a representation ``h`` (B, D) (for late fusion: the concatenation
+of each modality's representation). M sources read it through their own heads, each a
+``torch.nn.Linear`` on a set of columns of ``h`` (its *reach*):
+
+- ``kind="linear"``: squared error, per-sample loss :math:`\tfrac12\lVert W\tilde h - y\rVert^2`,
+  batch loss the mean over samples;
+- ``kind="softmax"``: cross-entropy, batch loss the mean over samples.
+
+Each step, for each source m and sample b, stage 1 of the spec gives the mean and variance of
+:math:`g_{mb} = \partial \ell_{mb} / \partial h_b` under a Gaussian posterior over the head:
+
+- linear heads: the conjugate posterior of :func:`bogc_ref.linear_head_posterior` and the exact
+  moments of :func:`bogc_ref.linear_head_moments`;
+- softmax heads: the Laplace posterior of :func:`bogc_ref.softmax_head_laplace` at the head's
+  current weights, then :func:`bogc_ref.softmax_head_moments_linearized` (default) or the Monte
+  Carlo :func:`bogc_ref.softmax_head_moments` (``softmax_moments="mc"``).
+
+**Prior.** Every head has the prior :math:`N(0, \texttt{prior\_var}\, I)` over its weights
+(bias included), i.e. ``prior_mean = 0`` and ``prior_precision = I / prior_var``; linear heads
+also take the noise variance ``noise_var`` (default 1).
+
+**Refresh policy.** The posteriors are recomputed from the current batch's *detached*
+representation (the rows where the source is present), the batch's targets and, for softmax
+heads, the head's current weights, every ``refresh_every`` calls (default 1: every step). In
+between, the cached posterior is reused (its moments are still evaluated at the new ``h``).
+Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
+gathered from every rank (see :mod:`bogc_ref.backends.torch_distributed`), so each rank uses
+the same, global posterior.
+
+The calibrated gradient :math:`\hat g_b` = ``calibrate(mean_b, var_b, mask=mask_b).grad``
+(shape (B, D)) is back-propagated as :math:`\partial L/\partial h_b = \hat g_b / B` through
+``h.backward(gradient=...)``. A dimension a source does not reach gets ``mean = 0`` and
+``var = +inf`` (no information, evidence 0), never ``var = 0`` (which would be dogmatic); a
+sample where a source is absent (a missing modality) gets ``mask = False``.
+
+The heads themselves are not touched: train them by their own losses, computed on
+``h.detach()``, as usual.
+
+No BOGC mathematics is written here: every formula is one of the spec functions, reached
+through :func:`spec_functions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+
+from . import get_backend
+
+Kind = Literal["linear", "softmax"]
+Reach = slice | Sequence[int] | None
+
+__all__ = [
+    "RepresentationAggregator",
+    "Source",
+    "spec_functions",
+]
+
+
+def spec_functions() -> Any:
+    """The spec functions on torch tensors: the torch backend (on the tensors' device)."""
+    return get_backend("torch")
+
+
+@dataclass(frozen=True)
+class Source:
+    """One loss reading the representation through a linear head.
+
+    Attributes:
+        head: the head, ``nn.Linear(len(reach), K)``; its weight and bias form W (K, D_m+1).
+        kind: ``"linear"`` (squared error on float targets (B, K)) or ``"softmax"``
+            (cross-entropy on integer labels (B,)).
+        reach: the columns of ``h`` the head reads (a slice or index list); None = all.
+    """
+
+    head: nn.Linear
+    kind: Kind
+    reach: Reach = None
+
+    def columns(self, dim: int) -> Tensor:
+        """The reached column indices as a long tensor, for a representation of width ``dim``."""
+        if self.reach is None:
+            return torch.arange(dim)
+        if isinstance(self.reach, slice):
+            return torch.arange(dim)[self.reach]
+        idx = torch.as_tensor(list(self.reach), dtype=torch.long)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= dim):
+            raise ValueError(f"reach: column indices must lie in [0, {dim}), got {idx.tolist()}")
+        return idx
+
+
+def head_matrix(head: nn.Linear) -> Tensor:
+    """W = [weight, bias] (K, D+1), bias last, detached (a zero bias when the head has none)."""
+    weight = head.weight.detach()
+    bias = head.bias.detach() if head.bias is not None else weight.new_zeros(weight.shape[0])
+    return torch.cat([weight, bias[:, None]], dim=1)
+
+
+class RepresentationAggregator:
+    """Calibrated back-propagation of M sources' gradients into a shared representation.
+
+    Args:
+        sources: the M sources (heads, kinds, reaches).
+        prior_var: variance of the prior :math:`N(0, \\texttt{prior\\_var}\\,I)` over each head.
+        noise_var: noise variance :math:`\\sigma^2` of the linear heads' likelihood.
+        refresh_every: recompute the posteriors every this many calls (1 = every step).
+        softmax_moments: ``"linearized"`` (deterministic, default) or ``"mc"``.
+        n_samples: Monte Carlo draws for ``"mc"``; the seed is ``seed + step``.
+        distributed: fit the posteriors on the batch gathered from every rank when
+            ``torch.distributed`` is initialised.
+        dtype: the dtype of the posteriors, moments and calibration (default float64, like
+            the reference's internal precision; the gradient is cast back to ``h.dtype``).
+            In float32 a saturated softmax sample's variance (exactly ~1e-44) can round below
+            zero; roundoff below zero is set to 0 in any dtype.
+        **calibrate_kwargs: passed to ``calibrate`` (mode, tau, power, prior_weight, normalize).
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        *,
+        prior_var: float = 1.0,
+        noise_var: float = 1.0,
+        refresh_every: int = 1,
+        softmax_moments: Literal["linearized", "mc"] = "linearized",
+        n_samples: int = 64,
+        seed: int = 0,
+        distributed: bool = True,
+        dtype: torch.dtype = torch.float64,
+        **calibrate_kwargs: Any,
+    ) -> None:
+        if not sources:
+            raise ValueError("sources: need at least one source, got an empty sequence")
+        for i, src in enumerate(sources):
+            if src.kind not in ("linear", "softmax"):
+                raise ValueError(
+                    f"sources[{i}].kind: expected 'linear' or 'softmax', got {src.kind!r}"
+                )
+        if not prior_var > 0 or not noise_var > 0:
+            raise ValueError(f"prior_var, noise_var: must be > 0, got {prior_var}, {noise_var}")
+        if refresh_every < 1:
+            raise ValueError(f"refresh_every: must be >= 1, got {refresh_every}")
+        if softmax_moments not in ("linearized", "mc"):
+            raise ValueError(
+                f"softmax_moments: expected 'linearized' or 'mc', got {softmax_moments!r}"
+            )
+        self.sources = list(sources)
+        self.prior_var = float(prior_var)
+        self.noise_var = float(noise_var)
+        self.refresh_every = int(refresh_every)
+        self.softmax_moments = softmax_moments
+        self.n_samples = int(n_samples)
+        self.seed = int(seed)
+        self.distributed = distributed
+        if dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        self.dtype = dtype
+        self.calibrate_kwargs = calibrate_kwargs
+        self.step = 0
+        self._posteriors: list[Any] = [None] * len(self.sources)
+        self._bogc = spec_functions()
+
+    def moments(
+        self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per-sample gradient moments of every source: mean, var (B, M, D) and mask (B, M).
+
+        Unreached columns have mean 0 and var +inf; ``mask`` (B, M) marks present sources.
+        Refreshes the posteriors according to the policy (see the module docstring).
+        """
+        n_rows, dim = _check_h(h)
+        h = h.detach().to(self.dtype)
+        present = _check_mask(mask, n_rows, len(self.sources), h.device)
+        if len(targets) != len(self.sources):
+            raise ValueError(
+                f"targets: expected one target tensor per source ({len(self.sources)}), "
+                f"got {len(targets)}"
+            )
+        refresh = self.step % self.refresh_every == 0
+        mean = h.new_zeros((n_rows, len(self.sources), dim))
+        var = torch.full_like(mean, float("inf"))
+        for m, (src, target) in enumerate(zip(self.sources, targets, strict=True)):
+            cols = src.columns(dim).to(h.device)
+            h_m = h[:, cols]
+            if refresh or self._posteriors[m] is None:
+                self._posteriors[m] = self._posterior(src, h_m, target, present[:, m])
+            post = self._posteriors[m]
+            if post is None:  # no present row anywhere: the source stays vacuous
+                continue
+            moments = self._source_moments(src, h_m, target, post)
+            mean[:, m, cols] = moments.mean
+            var[:, m, cols] = moments.var.clamp_min(0.0)
+        self.step += 1
+        return mean, var, present
+
+    def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
+        """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
+        mean, var, present = self.moments(h, targets, mask)
+        return self._bogc.calibrate(mean, var, mask=present, **self.calibrate_kwargs)
+
+    def backward(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
+        """Back-propagate :math:`\\hat g_b / B` into what produced ``h``; return the Calibration."""
+        if not h.requires_grad:
+            raise ValueError(
+                "h: does not require grad; pass the encoders' output, not a detached copy"
+            )
+        result = self.calibrate(h, targets, mask)
+        grad = result.grad.to(dtype=h.dtype, device=h.device) / h.shape[0]
+        h.backward(gradient=grad)
+        return result
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+        if target.is_floating_point():
+            target = target.to(h_m.dtype)
+        h_fit, t_fit = h_m[rows], target[rows]
+        if self.distributed:
+            from .torch_distributed import gather_rows, is_distributed
+
+            if is_distributed():
+                h_fit, t_fit = gather_rows(h_fit), gather_rows(t_fit)
+        if h_fit.shape[0] == 0:
+            return None
+        n_cols = h_m.shape[1] + 1
+        k = src.head.out_features
+        zeros = h_m.new_zeros((k, n_cols))
+        if src.kind == "linear":
+            precision = torch.eye(n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
+            return self._bogc.linear_head_posterior(
+                h_fit, t_fit, prior_mean=zeros, prior_precision=precision, noise_var=self.noise_var
+            )
+        precision = torch.eye(k * n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
+        w = head_matrix(src.head).to(h_m.dtype)
+        return self._bogc.softmax_head_laplace(
+            h_fit, t_fit, w, prior_mean=zeros, prior_precision=precision
+        )
+
+    def _source_moments(self, src: Source, h_m: Tensor, target: Tensor, post: Any) -> Any:
+        if src.kind == "linear":
+            target = target.to(h_m.dtype)
+            return self._bogc.linear_head_moments(h_m, target, post.mean, post.cov)
+        if self.softmax_moments == "linearized":
+            return self._bogc.softmax_head_moments_linearized(h_m, target, post.mean, post.cov)
+        return self._bogc.softmax_head_moments(
+            h_m, target, post.mean, post.cov, n_samples=self.n_samples, seed=self.seed + self.step
+        )
+
+
+def _check_h(h: Tensor) -> tuple[int, int]:
+    if h.ndim != 2:
+        raise ValueError(f"h: expected 2 dimensions (B, D), got shape {tuple(h.shape)}")
+    if h.shape[0] < 1:
+        raise ValueError(f"h: expected at least one row, got shape {tuple(h.shape)}")
+    return int(h.shape[0]), int(h.shape[1])
+
+
+def _check_mask(mask: Tensor | None, n_rows: int, n_sources: int, device: torch.device) -> Tensor:
+    if mask is None:
+        return torch.ones((n_rows, n_sources), dtype=torch.bool, device=device)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"mask: expected a bool tensor (B, M), got dtype {mask.dtype}")
+    if tuple(mask.shape) != (n_rows, n_sources):
+        raise ValueError(
+            f"mask: expected shape ({n_rows}, {n_sources}) (B, M), got {tuple(mask.shape)}"
+        )
+    return mask.to(device)
