@@ -31,6 +31,10 @@ test: $(STAMP)
 docs: $(STAMP)
 	bash docs/build.sh
 
+## asv's own consistency check of the benchmark suite (no timing).
+bench-check: $(STAMP)
+	$(BIN)/asv check --python=same --config benchmarks/asv.conf.json
+
 lint: $(STAMP)
 	$(BIN)/ruff check bogc_ref backends tests benchmarks
 	$(BIN)/ruff format --check bogc_ref backends tests benchmarks

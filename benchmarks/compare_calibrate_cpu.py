@@ -19,9 +19,9 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from bogc_ref.backends import get_backend
 
 import bogc_ref
+from bogc_ref.backends import get_backend
 
 
 def best_of(func: Callable[[], object], repeat: int) -> float:

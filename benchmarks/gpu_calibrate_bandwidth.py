@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+
 from bogc_ref.backends import BackendUnavailable, available_backends, get_backend
 
 

@@ -1,0 +1,75 @@
+"""calibrate: time and peak memory per backend, sources M, dimensions D and evidence mode.
+
+Inputs are float32 (the training dtype): mean ~ N(0, 1), var ~ U(0.05, 1.05), fixed mode
+with tau = 1. Arrays are generated once per parameter set and process (asv re-runs
+``setup`` before every sample; the inputs are not modified by ``calibrate``), and
+non-NumPy backends are called once there first, so that one-off costs (torch.compile of
+large inputs, allocator warm-up) stay out of the timings.
+peakmem is the process's maximum resident set size: inputs included, host memory only
+(device memory of GPU backends is not counted).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._support import BACKENDS, load_backend, on_gpu, require_memory, synchronize
+
+#: Planned host bytes per input element (M·D) of one call, inputs included: the NumPy
+#: reference works in float64 with several (M, D) temporaries; backends in float32.
+BYTES_PER_ELEMENT = {"numpy": 100, "torch": 40, "cupy": 8}
+
+_inputs: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+
+
+def _case(label: str, m: int, d: int, mode: str) -> tuple[Any, Any, Any]:
+    key = (label, m, d, mode)
+    if key not in _inputs:
+        _inputs.clear()
+        backend = load_backend(label)
+        per_element = 8 if on_gpu(backend) else BYTES_PER_ELEMENT.get(backend.name, 100)
+        require_memory(per_element * m * d, f"calibrate {label} M={m} D={d}")
+        rng = np.random.default_rng(0)
+        mean = rng.standard_normal((m, d), dtype=np.float32)
+        var = rng.random((m, d), dtype=np.float32) + np.float32(0.05)
+        case = (backend, backend.from_numpy(mean), backend.from_numpy(var))
+        if backend.name != "numpy":  # warm up: caches, and torch.compile for large inputs
+            backend.calibrate(case[1], case[2], **_options(mode))
+            synchronize(backend)
+        _inputs[key] = case
+    return _inputs[key]
+
+
+def _options(mode: str) -> dict[str, Any]:
+    return {"mode": mode, "tau": 1.0 if mode == "fixed" else None}
+
+
+class Calibrate:
+    """``calibrate(mean, var, mode=...)`` on (M, D) float32 inputs."""
+
+    params = (BACKENDS, [2, 3, 6], [2**10, 2**16, 2**20, 2**24], ["relative", "fixed"])
+    param_names = ("backend", "M", "D", "mode")
+    rounds = 1
+    timeout = 600.0
+
+    def setup(self, label: str, m: int, d: int, mode: str) -> None:
+        self.backend, self.mean, self.var = _case(label, m, d, mode)
+        self.kwargs = _options(mode)
+        if d >= 2**20:  # seconds per call on a CPU: a few samples are enough
+            self.warmup_time = 0.0
+            self.repeat = (1, 3, 10.0)
+            self.min_run_count = 1
+        else:
+            self.repeat = (3, 20, 4.0)
+
+    def _run(self) -> None:
+        self.backend.calibrate(self.mean, self.var, **self.kwargs)
+        synchronize(self.backend)
+
+    def time_calibrate(self, label: str, m: int, d: int, mode: str) -> None:
+        self._run()
+
+    def peakmem_calibrate(self, label: str, m: int, d: int, mode: str) -> None:
+        self._run()
