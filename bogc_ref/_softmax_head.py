@@ -260,7 +260,9 @@ def softmax_head_laplace(
     p0_64 = p0.astype(np.float64)
     p = softmax(h_tilde @ theta64.T, axis=-1)  # (B, K)
     curvature = np.einsum("bk,kl->bkl", p, np.eye(p.shape[1])) - np.einsum("bk,bl->bkl", p, p)
-    ggn = np.einsum("bkl,bi,bj->kilj", curvature, h_tilde, h_tilde, optimize=True)
+    # GGN[k,i,l,j] = Σ_b C_b[k,l] h̃_bi h̃_bj, summed over b by one matrix product.
+    weighted = curvature[..., None] * h_tilde[:, None, None, :]  # (B, K, K, D+1)
+    ggn = np.tensordot(weighted, h_tilde, axes=(0, 0)).transpose(0, 2, 1, 3)  # (K, D+1, K, D+1)
     precision = p0_64 + ggn.reshape(n_params, n_params)
     grad = ((p - targets).T @ h_tilde).ravel() + p0_64 @ (theta64 - m0.astype(np.float64)).ravel()
     chol = cholesky_jittered(precision, "Laplace precision P0 + GGN")
