@@ -48,7 +48,13 @@ from bogc_ref._validation import (
 from . import _torch_stage1 as stage1
 from ._errors import BackendUnavailable
 from ._replay import replay
-from ._torch_calibrate import CoreOptions, run_core, scalars_for
+from ._torch_calibrate import (
+    CoreOptions,
+    checked_out,
+    linear_evidence,
+    run_core,
+    scalars_for,
+)
 from ._torch_common import (
     HALF_DTYPES,
     any_flag,
@@ -485,15 +491,25 @@ class TorchBackend:
         prior_weight: float | None = None,
         normalize: bool = False,
         check_finite: bool = True,
+        out: Calibration | None = None,
     ) -> Calibration:
-        """See :func:`bogc_ref.calibrate`: Calibration of tensors in ``mean``'s dtype.
+        r"""See :func:`bogc_ref.calibrate`: Calibration of tensors in ``mean``'s dtype.
 
         Two passes over memory in relative mode (one in fixed mode); compiled for large
-        inputs (see ``_torch_calibrate``).
+        inputs (see ``_torch_calibrate``). For p = 1 the evidence is the variance ratio
+        :math:`e_m = v_\mathrm{ref}/v_m` (no log or exp in the second pass).
+
+        ``out``: an optional :class:`~bogc_ref.Calibration` of tensors (grad (..., D),
+        belief (..., M, D), uncertainty (..., D), evidence (..., M, D)) in ``mean``'s dtype
+        and on its device, not overlapping the inputs or each other; the results are written
+        into them and ``out`` is returned, like NumPy's ``out=``. Reusing ``out`` across
+        calls saves allocating and first-touching fresh memory (for large D most of a call's
+        time on a CPU). If the call raises, ``out``'s contents are unspecified.
         """
-        grad, belief, uncertainty, evidence = self._calibrate(
-            mean, var, mask, mode, tau, power, prior_weight, normalize, check_finite, True
+        result = self._calibrate(
+            mean, var, mask, mode, tau, power, prior_weight, normalize, check_finite, True, out
         )
+        grad, belief, uncertainty, evidence = result
         return Calibration(_any(grad), _any(belief), _any(uncertainty), _any(evidence))
 
     def calibrate_grad(
@@ -508,14 +524,17 @@ class TorchBackend:
         prior_weight: float | None = None,
         normalize: bool = False,
         check_finite: bool = True,
+        out: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``calibrate(...).grad`` without writing belief, uncertainty and evidence.
 
         Same checks and the same arithmetic; it only skips the (..., M, D) outputs, so
-        the fused pass writes D values instead of (2M + 2) D. Not part of the spec.
+        the fused pass writes D values instead of (2M + 2) D. ``out``: an optional
+        (..., D) tensor to write the gradient into (see :meth:`calibrate`). Not part of
+        the spec.
         """
         (grad,) = self._calibrate(
-            mean, var, mask, mode, tau, power, prior_weight, normalize, check_finite, False
+            mean, var, mask, mode, tau, power, prior_weight, normalize, check_finite, False, out
         )
         return grad
 
@@ -531,6 +550,7 @@ class TorchBackend:
         normalize: bool,
         check_finite: bool,
         want_all: bool,
+        out: object,
     ) -> tuple[torch.Tensor, ...]:
         with torch.no_grad():
             kwargs: dict[str, object] = {
@@ -571,6 +591,7 @@ class TorchBackend:
                 if check_finite:
                     value_error()  # the reference checks values before these two
                 raise
+            targets = checked_out(out, want_all, mu, t) if out is not None else None
             options = CoreOptions(
                 n_sources=mu.shape[-2],
                 relative=mode_ == "relative",
@@ -579,10 +600,11 @@ class TorchBackend:
                 want_all=want_all,
                 check=bool(check_finite),
                 out_dtype=mu.dtype,
+                linear=linear_evidence(power_, tau_, mu.dtype),
             )
             result = run_core(
                 mu, v, present, scalars_for(tau_, power_, weight), options,
-                compile_mode=self.compile_mode,
+                out=targets, compile_mode=self.compile_mode,
             )  # fmt: skip
             if check_finite:
                 *result_list, bad = result

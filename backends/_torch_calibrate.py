@@ -3,10 +3,12 @@
 Pass 1 (relative mode only) is one reduction over each leading index: the mean of
 ``log var`` over present, informative entries (float64 accumulator). Pass 2 is one
 fused elementwise loop over D that, for each dimension, reads the M means and
-variances, forms the log-evidence, fuses it (:mod:`._torch_fusion`) and writes the
-gradient (plus belief, uncertainty and evidence when the full result is asked for).
-With ``check`` the same graph also reduces one "bad input" flag (NaN or ±inf in a
-present mean, NaN or a negative variance in a present source).
+variances, forms the evidence (for p = 1 a ratio of variances, no log or exp; else in
+the log domain), fuses it (:mod:`._torch_fusion`) and stores the gradient (plus belief,
+uncertainty and evidence when the full result is asked for) straight into the output
+tensors: the caller's ``out=`` or fresh ones (:func:`empty_results`). With ``check`` the
+same loop also reduces one "bad input" flag (NaN or ±inf in a present mean, NaN or a
+negative variance in a present source).
 
 Compilation policy: with ``torch.compile`` available and ``BOGC_TORCH_COMPILE`` not
 "0", inputs of at least :data:`COMPILE_MIN_ELEMENTS` entries run a compiled graph,
@@ -25,8 +27,17 @@ from typing import NamedTuple
 
 import torch
 
-from ._torch_common import compute_dtype, saturate_exp
-from ._torch_fusion import fuse, log_ref_precision, raw_log_evidence
+from bogc_ref._results import Calibration
+
+from ._torch_common import compute_dtype, new_empty, saturate_exp
+from ._torch_fusion import (
+    fuse,
+    fuse_ratios,
+    mean_log_var,
+    ratio_evidence,
+    ratios,
+    raw_log_evidence,
+)
 
 LOGGER = logging.getLogger("bogc_ref.backends.torch")
 
@@ -45,6 +56,7 @@ class CoreOptions(NamedTuple):
     want_all: bool
     check: bool
     out_dtype: torch.dtype
+    linear: bool = False  # power 1: evidence as a ratio of variances (see linear_evidence)
 
 
 class CoreScalars(NamedTuple):
@@ -53,6 +65,55 @@ class CoreScalars(NamedTuple):
     power: float
     log_tau: float
     log_w: float
+    weight: float = 1.0
+    inv_tau: float = 1.0  # 1/τ, the reference variance of the fixed mode
+
+
+def linear_evidence(power: float, tau: float | None, dtype: torch.dtype) -> bool:
+    """Whether pass 2 may use the ratio form of :func:`._torch_fusion.fuse_ratios`.
+
+    It needs p = 1 and, in fixed mode, a reference variance 1/τ that is a normal
+    finite number of the compute dtype (the log domain handles any τ).
+    """
+    if power != 1.0:
+        return False
+    if tau is None:
+        return True
+    info = torch.finfo(compute_dtype(dtype))
+    return info.tiny <= 1.0 / tau <= info.max
+
+
+def empty_results(mean: torch.Tensor, want_all: bool) -> tuple[torch.Tensor, ...]:
+    """Fresh (grad,) or (grad, belief, uncertainty, evidence) tensors for ``mean`` (..., M, D),
+    from :func:`._torch_common.new_empty` (huge pages for large CPU outputs)."""
+    shape = tuple(mean.shape)
+    grad = new_empty((*shape[:-2], shape[-1]), mean)
+    if not want_all:
+        return (grad,)
+    return grad, new_empty(shape, mean), new_empty(tuple(grad.shape), mean), new_empty(shape, mean)
+
+
+class Targets(NamedTuple):
+    """Where :func:`calibrate_core` writes: grad, then (full result only) each source's
+    (..., D) view of belief, uncertainty, each source's view of evidence.
+
+    Per-source views (taken outside the compiled graph) let the fused loop store every
+    output directly; writing slices of one (..., M, D) tensor inside the graph would
+    become a scatter over (M, D) that recomputes the fusion once per source.
+    """
+
+    grad: torch.Tensor
+    belief: tuple[torch.Tensor, ...] = ()
+    uncertainty: torch.Tensor | None = None
+    evidence: tuple[torch.Tensor, ...] = ()
+
+
+def targets_of(out: tuple[torch.Tensor, ...]) -> Targets:
+    """The :class:`Targets` of (grad,) or (grad, belief, uncertainty, evidence)."""
+    if len(out) == 1:
+        return Targets(out[0])
+    grad, belief, uncertainty, evidence = out
+    return Targets(grad, belief.unbind(-2), uncertainty, evidence.unbind(-2))
 
 
 def calibrate_core(
@@ -61,50 +122,67 @@ def calibrate_core(
     present: torch.Tensor | None,
     scalars: CoreScalars,
     options: CoreOptions,
-) -> tuple[torch.Tensor, ...]:
+    out: Targets,
+) -> torch.Tensor | None:
     r"""Evidence, fusion and :math:`\hat g_d = \sum_m \hat b_{md}\mu_{md}` (or the normalised
     :math:`\sum_m e_{md}\mu_{md}/\sum_n e_{nd}`) for ``mean``, ``var`` of shape (..., M, D).
 
-    Returns (grad,) or (grad, belief, uncertainty, evidence), then the bad-input flag if
-    ``options.check``. Everything is computed in the compute dtype and cast to
-    ``options.out_dtype``.
+    Writes grad, or (grad, belief, uncertainty, evidence), into ``out``.
+    Everything is computed in the compute dtype and cast to ``options.out_dtype``.
+    Returns the 0-d bad-input flag if ``options.check``, else None.
+
+    ``options.linear`` (p = 1): :math:`e_m = v_\mathrm{ref}/v_m` with
+    :math:`v_\mathrm{ref} = \exp\overline{\log v}` (relative) or :math:`1/\tau` (fixed),
+    fused by :func:`._torch_fusion.fuse_ratios`; otherwise the log domain of
+    :func:`._torch_fusion.fuse`.
     """
     cdt = compute_dtype(var.dtype)
-    mean = mean.to(cdt)
-    var = var.to(cdt)
-    out = options.out_dtype
-    log_ref = log_ref_precision(var, present) if options.relative else None
-    raw: list[torch.Tensor] = []
-    mus: list[torch.Tensor] = []
-    for m in range(options.n_sources):
-        p_m = present[..., m].unsqueeze(-1) if present is not None else None
-        raw.append(raw_log_evidence(var[..., m, :], log_ref, p_m, scalars.power, scalars.log_tau))
-        mu = mean[..., m, :]
-        mus.append(torch.where(p_m, mu, 0.0) if p_m is not None else mu)
-    fused = fuse(raw, scalars.log_w, want_weights=options.normalize)
+    out_dtype = options.out_dtype
+    m_range = range(options.n_sources)
+    p_m = [present[..., m].unsqueeze(-1) if present is not None else None for m in m_range]
+    vs = [var[..., m, :].to(cdt) for m in m_range]
+    mus = [mean[..., m, :].to(cdt) for m in m_range]
+    log_ref = mean_log_var(var.to(cdt), present) if options.relative else None
+    if options.linear:
+        ref_var = torch.exp(log_ref).to(cdt) if log_ref is not None else scalars.inv_tau
+        r = ratios(vs, p_m, ref_var)
+        fused = fuse_ratios(r, scalars.weight, want_weights=options.normalize)
+        evidence = lambda: ratio_evidence(r, ref_var, out_dtype)  # noqa: E731
+    else:
+        log_ref_c = log_ref.to(cdt) if log_ref is not None else None
+        raw = [
+            raw_log_evidence(v, log_ref_c, p, scalars.power, scalars.log_tau)
+            for v, p in zip(vs, p_m, strict=True)
+        ]
+        fused = fuse(raw, scalars.log_w, want_weights=options.normalize)
+        evidence = lambda: [saturate_exp(x, out_dtype) for x in raw]  # noqa: E731
     weights = fused.weights if options.normalize else fused.belief
+    mus = [mu if p is None else torch.where(p, mu, 0.0) for mu, p in zip(mus, p_m, strict=True)]
     grad = weights[0] * mus[0]
     for w, mu in zip(weights[1:], mus[1:], strict=True):
         grad = grad + w * mu
-    result: tuple[torch.Tensor, ...] = (grad.to(out),)
-    if options.want_all:
-        result = (
-            *result,
-            torch.stack(fused.belief, dim=-2).to(out),
-            fused.uncertainty.to(out),
-            saturate_exp(torch.stack(raw, dim=-2), out),
-        )
-    if options.check:
-        bad = torch.isnan(var) | (var < 0) | ~torch.isfinite(mean)
-        if present is not None:
-            bad = bad & present.unsqueeze(-1)
-        result = (*result, bad.any())
-    return result
+    out.grad.copy_(grad)
+    if out.uncertainty is not None:
+        out.uncertainty.copy_(fused.uncertainty)
+        for target, value in zip(out.belief, fused.belief, strict=True):
+            target.copy_(value)
+        for target, value in zip(out.evidence, evidence(), strict=True):
+            target.copy_(value)
+    if not options.check:
+        return None
+    # NaN fails both comparisons: var NaN or < 0, mean NaN or ±inf (vectorised compares).
+    ok = [(v >= 0) & (mu.abs() < math.inf) for v, mu in zip(vs, mus, strict=True)]
+    if present is not None:
+        ok = [o | ~present[..., m].unsqueeze(-1) for m, o in enumerate(ok)]
+    all_ok = ok[0]
+    for o in ok[1:]:
+        all_ok = all_ok & o
+    return ~all_ok.all()
 
 
 Core = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor | None, CoreScalars, CoreOptions],
-    tuple[torch.Tensor, ...],
+    [torch.Tensor, torch.Tensor, torch.Tensor | None, CoreScalars, Targets],
+    torch.Tensor | None,
 ]
 
 _COMPILED: dict[tuple[CoreOptions, str], Core] = {}
@@ -125,22 +203,11 @@ def _compiled(options: CoreOptions, device_type: str) -> Core:
             var: torch.Tensor,
             present: torch.Tensor | None,
             scalars: CoreScalars,
-        ) -> tuple[torch.Tensor, ...]:
-            return calibrate_core(mean, var, present, scalars, options)
+            out: Targets,
+        ) -> torch.Tensor | None:
+            return calibrate_core(mean, var, present, scalars, options, out)
 
-        compiled = torch.compile(specialised, dynamic=False)
-
-        def call(
-            mean: torch.Tensor,
-            var: torch.Tensor,
-            present: torch.Tensor | None,
-            scalars: CoreScalars,
-            _options: CoreOptions,
-        ) -> tuple[torch.Tensor, ...]:
-            out: tuple[torch.Tensor, ...] = compiled(mean, var, present, scalars)
-            return out
-
-        _COMPILED[key] = call
+        _COMPILED[key] = torch.compile(specialised, dynamic=False)
     return _COMPILED[key]
 
 
@@ -151,26 +218,34 @@ def run_core(
     scalars: CoreScalars,
     options: CoreOptions,
     *,
+    out: tuple[torch.Tensor, ...] | None = None,
     compile_mode: str = "auto",
 ) -> tuple[torch.Tensor, ...]:
-    """Run :func:`calibrate_core`, compiled or eager.
+    """Run :func:`calibrate_core`, compiled or eager, into ``out`` (fresh tensors if None).
 
+    Returns ``out``'s tensors, then the bad-input flag if ``options.check``.
     ``compile_mode``: "auto" (compiled for large inputs when enabled), "always" or
     "never". A compilation failure is logged once per configuration and falls back to
     the eager path, which gives the same results up to rounding.
     """
+    if out is None:
+        out = empty_results(mean, options.want_all)
+    targets = targets_of(out)
     key = (options, var.device.type)
     use_compiled = (
         compile_mode == "always" or (compile_mode == "auto" and var.numel() >= COMPILE_MIN_ELEMENTS)
     ) and compile_mode != "never"
+    flag: torch.Tensor | None = None
     if use_compiled and compile_enabled() and key not in _FAILED:
         try:
-            return _compiled(options, var.device.type)(mean, var, present, scalars, options)
+            flag = _compiled(options, var.device.type)(mean, var, present, scalars, targets)
+            return out if flag is None else (*out, flag)
         except Exception as exc:  # compiler missing, toolchain error, unsupported device
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
             _FAILED[key] = reason
             LOGGER.warning("torch.compile failed for %s; running eagerly (%s)", options, reason)
-    return calibrate_core(mean, var, present, scalars, options)
+    flag = calibrate_core(mean, var, present, scalars, options, targets)
+    return out if flag is None else (*out, flag)
 
 
 def compile_failures() -> dict[tuple[CoreOptions, str], str]:
@@ -179,6 +254,73 @@ def compile_failures() -> dict[tuple[CoreOptions, str], str]:
 
 
 def scalars_for(tau: float | None, power: float, weight: float) -> CoreScalars:
-    """The scalar parameters, logs taken once on the host."""
+    """The scalar parameters, logs and 1/τ taken once on the host."""
     log_tau = math.log(tau) if tau is not None else 0.0
-    return CoreScalars(power=power, log_tau=log_tau, log_w=math.log(weight))
+    inv_tau = 1.0 / tau if tau is not None else 1.0
+    return CoreScalars(power, log_tau, math.log(weight), weight, inv_tau)
+
+
+def checked_out(
+    out: object, want_all: bool, mean: torch.Tensor, inputs: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, ...]:
+    """The tensors of ``out``: calibrate's Calibration (``want_all``) or calibrate_grad's grad.
+
+    Each must be a tensor of the result's shape, ``mean``'s dtype and device, and overlap
+    neither an input nor another output: TypeError or ValueError naming ``out`` and the field.
+    """
+    if want_all and not isinstance(out, Calibration):
+        raise TypeError(
+            "out: expected a Calibration of tensors (grad, belief, uncertainty, evidence), "
+            f"got {type(out).__name__}"
+        )
+    lead, (m, d) = tuple(mean.shape[:-2]), tuple(mean.shape[-2:])
+    shapes = {"grad": (*lead, d), "belief": (*lead, m, d), "uncertainty": (*lead, d)}
+    shapes["evidence"] = shapes["belief"]
+    fields = list(shapes) if want_all else ["grad"]
+    checked: dict[str, torch.Tensor] = {}
+    for field in fields:
+        t = getattr(out, field) if want_all else out
+        label = f"out.{field}" if want_all else "out"
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{label}: expected a torch.Tensor, got {type(t).__name__}")
+        if tuple(t.shape) != shapes[field]:
+            raise ValueError(
+                f"{label}: shape {tuple(t.shape)}, expected {shapes[field]} for mean of "
+                f"shape {tuple(mean.shape)}"
+            )
+        if t.dtype != mean.dtype:
+            raise TypeError(
+                f"{label}: dtype {t.dtype}, expected mean's dtype {mean.dtype} "
+                f"(shape {tuple(t.shape)})"
+            )
+        if t.device != mean.device:
+            raise ValueError(
+                f"{label}: on device {t.device}, expected mean's device {mean.device} "
+                f"(shape {tuple(t.shape)})"
+            )
+        if any(s == 0 and n > 1 for n, s in zip(t.shape, t.stride(), strict=True)):
+            raise ValueError(
+                f"{label}: has a zero stride (an expanded view: several entries share "
+                f"memory), shape {tuple(t.shape)}; pass a tensor that owns its entries"
+            )
+        for other, u in [*inputs.items(), *checked.items()]:
+            if _overlap(t, u):
+                raise ValueError(
+                    f"{label}: shares memory with {other}; outputs must not alias the "
+                    f"inputs or each other (shape {tuple(t.shape)})"
+                )
+        checked[label] = t
+    return tuple(checked.values())
+
+
+def _overlap(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the memory spans of ``a`` and ``b`` (first to last byte they address) meet."""
+    if a.numel() == 0 or b.numel() == 0 or a.device != b.device:
+        return False
+
+    def span(t: torch.Tensor) -> tuple[int, int]:
+        extent = sum((n - 1) * abs(s) for n, s in zip(t.shape, t.stride(), strict=True))
+        return t.data_ptr(), t.data_ptr() + (extent + 1) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1

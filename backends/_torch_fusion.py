@@ -11,6 +11,11 @@ M sources of each dimension once. Everything stays in the log domain (see
 so every ``exp`` argument is <= 0 (no overflow), one of the two terms is exactly 1
 (no underflow of the denominator), and b̂_m = t_m exp(s - c) / den, û = exp(log W - c) / den.
 This needs 2 + M exponentials per dimension instead of 2M + 3 for a literal logsumexp.
+
+For power p = 1 (the default) no transcendental is needed at all: the evidence is a
+ratio of variances, e_m = v_ref / v_m, and :func:`fuse_ratios` works with
+r_m = v_min / v_m <= 1 (see :class:`Ratios`), which neither overflows nor underflows the
+denominator.
 """
 
 from __future__ import annotations
@@ -21,12 +26,12 @@ from typing import NamedTuple
 import torch
 
 
-def log_ref_precision(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+def mean_log_var(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
     r"""Pass 1 of the relative mode: :math:`\overline{\log var}` over present, informative entries.
 
-    ``var`` (..., M, D), ``present`` (..., M) or None. Returns (..., 1) in ``var``'s dtype
-    (the reference's ``log λ_ref`` negated); the sum is accumulated in float64 so a
-    float32 input of 2^26 entries keeps float32 accuracy. 0 where nothing is informative.
+    ``var`` (..., M, D), ``present`` (..., M) or None. Returns (..., 1) in float64 (the
+    reference's ``log λ_ref`` negated); the sum is accumulated in float64 so a float32
+    input of 2^26 entries keeps float32 accuracy. 0 where nothing is informative.
     """
     log_var = torch.log(var)
     informative = torch.isfinite(log_var)
@@ -34,7 +39,12 @@ def log_ref_precision(var: torch.Tensor, present: torch.Tensor | None) -> torch.
         informative = informative & present.unsqueeze(-1)
     total = torch.where(informative, log_var, 0.0).to(torch.float64).sum(dim=(-2, -1))
     count = informative.sum(dim=(-2, -1))
-    return (total / count.clamp(min=1)).to(var.dtype).unsqueeze(-1)
+    return (total / count.clamp(min=1)).unsqueeze(-1)
+
+
+def log_ref_precision(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    """:func:`mean_log_var` in ``var``'s dtype."""
+    return mean_log_var(var, present).to(var.dtype)
 
 
 def raw_log_evidence(
@@ -82,20 +92,108 @@ def fuse(raw: list[torch.Tensor], log_w: float, want_weights: bool) -> Fused:
         top = torch.maximum(top, f)
     shift = torch.where(top > -math.inf, top, 0.0)
     t = [torch.exp(f - shift) for f in finite]
-    total = t[0]
-    for term in t[1:]:
-        total = total + term
+    total = _sum(t)
     c = shift.clamp(min=log_w)
     evidence_scale = torch.exp(shift - c)
     prior_scale = torch.exp(log_w - c)
     inv_den = 1.0 / (total * evidence_scale + prior_scale)
     scale = evidence_scale * inv_den
     belief = [term * scale for term in t]
-    uncertainty = prior_scale * inv_den
+    return _dogmatic_rule(dogmatic, t, total, belief, prior_scale * inv_den, want_weights)
 
-    n_dogmatic = dogmatic[0].to(total.dtype)
-    for d in dogmatic[1:]:
-        n_dogmatic = n_dogmatic + d.to(total.dtype)
+
+class Ratios(NamedTuple):
+    r"""Power-1 evidence :math:`e_m = v_\mathrm{ref}/v_m` in a form that cannot overflow.
+
+    ``var``: :math:`v_m` where the source is present with :math:`0 < v_m < \infty`, else
+    ``+inf``; ``dogmatic``: present with :math:`v_m = 0`. With :math:`v_\min = \min_m v_m`
+    over those finite entries (:math:`v_\mathrm{ref}` where there is none): ``ratio``
+    :math:`r_m = v_\min / v_m \in [0, 1]` and ``scale`` :math:`s = v_\mathrm{ref}/v_\min`,
+    so :math:`e_m = s\,r_m`.
+    """
+
+    var: list[torch.Tensor]
+    dogmatic: list[torch.Tensor]
+    ratio: list[torch.Tensor]
+    scale: torch.Tensor
+
+
+def ratios(
+    var: list[torch.Tensor], present: list[torch.Tensor | None], ref_var: torch.Tensor | float
+) -> Ratios:
+    """:class:`Ratios` from each source's ``var`` slice and present flag (None: present)."""
+    informative: list[torch.Tensor] = []
+    dogmatic: list[torch.Tensor] = []
+    for v, p in zip(var, present, strict=True):
+        v_eff = torch.where(p, v, math.inf) if p is not None else v
+        informative.append(torch.where(v_eff > 0, v_eff, math.inf))
+        dogmatic.append(v_eff == 0)
+    v_min = informative[0]
+    for v in informative[1:]:
+        v_min = torch.minimum(v_min, v)
+    v_min = torch.where(v_min < math.inf, v_min, ref_var)
+    return Ratios(informative, dogmatic, [v_min / v for v in informative], ref_var / v_min)
+
+
+def fuse_ratios(r: Ratios, weight: float, want_weights: bool) -> Fused:
+    r"""The reduced Dempster rule for power-1 evidence, from :class:`Ratios`.
+
+    Numerator and denominator of :math:`e_m / (W + \sum_n e_n)` divided by the scale
+    :math:`s = v_\mathrm{ref}/v_\min` leave terms that cannot overflow:
+
+    .. math::
+
+        x = W / s, \quad
+        \hat b_m = \frac{r_m}{x + \sum_n r_n}, \quad
+        \hat u = \frac{x}{x + \sum_n r_n} \ (1 \text{ where } x = \infty),
+
+    so :math:`x = \infty` (evidence below the dtype's range) gives û = 1, b̂ = 0 and
+    :math:`x = 0` gives û = 0, :math:`\hat b_m = r_m / \sum_n r_n`. Dogmatic sources as in
+    :func:`fuse`; ``weights`` are :math:`r_m / \sum_n r_n`.
+    """
+    total = _sum(r.ratio)
+    x = weight / r.scale
+    inv_den = 1.0 / (x + total)
+    belief = [term * inv_den for term in r.ratio]
+    uncertainty = torch.where(x < math.inf, x * inv_den, 1.0)
+    return _dogmatic_rule(r.dogmatic, r.ratio, total, belief, uncertainty, want_weights)
+
+
+def ratio_evidence(
+    r: Ratios, ref_var: torch.Tensor | float, out_dtype: torch.dtype
+) -> list[torch.Tensor]:
+    r"""Each source's power-1 evidence :math:`v_\mathrm{ref}/v_m` (..., D) in ``out_dtype``:
+    ``+inf`` only where dogmatic, finite values saturating at the dtype's largest one.
+
+    Divided directly, not as :math:`s\,r_m`: :math:`r_m` underflows to 0 where
+    :math:`v_\min / v_m` is below the dtype's range although :math:`e_m` is not.
+    """
+    big = torch.finfo(out_dtype).max
+    return [
+        torch.where(d, math.inf, (ref_var / v).clamp(max=big)).to(out_dtype)
+        for v, d in zip(r.var, r.dogmatic, strict=True)
+    ]
+
+
+def _sum(terms: list[torch.Tensor]) -> torch.Tensor:
+    total = terms[0]
+    for term in terms[1:]:
+        total = total + term
+    return total
+
+
+def _dogmatic_rule(
+    dogmatic: list[torch.Tensor],
+    t: list[torch.Tensor],
+    total: torch.Tensor,
+    belief: list[torch.Tensor],
+    uncertainty: torch.Tensor,
+    want_weights: bool,
+) -> Fused:
+    r"""Overrides beliefs with the dogmatic shares :math:`[m \in Z]/|Z|` (û = 0) where Z is
+    not empty; ``t`` (any positive multiple of the evidence, total ``Σ t``) gives ``weights``.
+    """
+    n_dogmatic = _sum([d.to(total.dtype) for d in dogmatic])
     has_dogmatic = n_dogmatic > 0
     inv_dogmatic = 1.0 / n_dogmatic.clamp(min=1.0)
     share = [d.to(total.dtype) * inv_dogmatic for d in dogmatic]

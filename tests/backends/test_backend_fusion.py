@@ -172,3 +172,51 @@ def test_evidence_beyond_the_dtype_range_saturates(backend: Any, dtype: Any) -> 
     got = to_numpy(backend.evidence(backend.from_numpy(var), power=3.0))
     np.testing.assert_array_equal(got, bogc_ref.evidence(var, power=3.0))
     assert got[0, 0] == np.finfo(dtype).max
+
+
+def _special_dims(var: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Dogmatic, vacuous, all-vacuous, masked and lone-informative dimensions (lead, M, D)."""
+    var[0, 0, 0] = 0.0  # one dogmatic source
+    var[0, 1:, 1] = 0.0  # two dogmatic sources share
+    var[0, :, 2] = np.inf  # no evidence in this dimension
+    var[0, 1:, 3] = np.inf  # one informative source alone
+    var[0, 2, 4] = 0.0  # dogmatic next to two informative ones
+    var[0, 0, 4] = np.inf
+    var[1] = np.inf  # a leading index without any informative entry
+    var[1, 1, 5] = 0.0  # ... except one dogmatic one
+    var[2, 1] = np.finfo(var.dtype).tiny  # the smallest normal variance everywhere
+    mask = np.ones(var.shape[:-1], dtype=bool)
+    mask[3, 2] = False
+    mean[3, 2] = np.nan  # ignored: the source is absent
+    var[3, 2, :4] = 0.0  # absent dogmatic sources do not count
+    return mask
+
+
+RANGE_KWARGS = [
+    {},
+    {"normalize": True},
+    {"prior_weight": 1e-6},
+    {"prior_weight": 1e6, "normalize": True},
+    {"mode": "fixed", "tau": 2.5},
+    {"mode": "fixed", "tau": 1e-40},  # 1/τ beyond float32: the log-domain fallback
+    {"power": 0.5},
+]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kwargs", RANGE_KWARGS, ids=lambda k: ",".join(map(str, k.items())))
+def test_calibrate_over_the_whole_spec_range(dtype: str, kwargs: dict[str, Any]) -> None:
+    """Every output against the reference under the conformance tolerances (law
+    ``calibrate_matches_reference``), precisions log-uniform over the spec's range, with
+    every special kind of dimension. p = 1 takes the variance-ratio path of pass 2."""
+    from bogc_ref.conformance import laws
+    from bogc_ref.conformance.loading import open_candidate
+
+    span = 30 if dtype == "float64" else 15
+    rng = np.random.default_rng(11)
+    var = (10.0 ** rng.uniform(-span, span, (4, 3, 96))).astype(dtype)
+    mean = (rng.standard_normal((4, 3, 96)) * 10.0 ** rng.uniform(-3, 3, (4, 3, 96))).astype(dtype)
+    mask = _special_dims(var, mean)
+    example = laws.Example("calibrate", {"mean": mean, "var": var, "mask": mask},
+                           ("mean", "var"), dict(kwargs))  # fmt: skip
+    laws.calibrate_matches_reference(open_candidate("backend:torch@cpu"), example)

@@ -1,8 +1,11 @@
-"""PyTorch-only promises: half-precision policy, no autograd, compiled == eager, grad-only."""
+"""PyTorch-only promises: half-precision policy, no autograd, compiled == eager, grad-only,
+``out=``.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pytest
@@ -71,9 +74,37 @@ def test_compiled_path_equals_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     eager.compile_mode, compiled.compile_mode = "never", "always"
     a = eager.calibrate(mean, var, mask=mask)
     b = compiled.calibrate(mean, var, mask=mask)
+    out = bogc_ref.Calibration(*(torch.empty_like(x) for x in a))
+    c = compiled.calibrate(mean, var, mask=mask, out=out)  # the same graph, into out
     assert not _torch_calibrate.compile_failures(), _torch_calibrate.compile_failures()
-    for x, y in zip(a, b, strict=True):
+    for x, y, z in zip(a, b, c, strict=True):
         torch.testing.assert_close(x, y, rtol=4e-6, atol=1e-7)
+        torch.testing.assert_close(z, y, rtol=0, atol=0)
+    # The same graph on precisions over the whole float32 spec range, against the reference.
+    rng = np.random.default_rng(4)
+    wide = (10.0 ** rng.uniform(-15, 15, tuple(var.shape))).astype(np.float32)
+    wide[:, :2] = var[:, :2].numpy()  # keep the dogmatic and vacuous columns
+    got = compiled.calibrate(mean, torch.from_numpy(wide), mask=mask)
+    ref = bogc_ref.calibrate(mean.numpy(), wide, mask=mask.numpy())
+    _assert_conforms(got, ref, mean.numpy(), wide, mask.numpy())
+
+
+def _assert_conforms(
+    got: Any, ref: Any, mean: np.ndarray, var: np.ndarray, mask: np.ndarray
+) -> None:
+    """calibrate's outputs within the conformance tolerances (``bogc_ref.conformance``):
+    rtol from κ = p(1 + 2L), grad's atol rtol·max_m |μ_m| over present sources."""
+    from bogc_ref.conformance.compare import compare_array
+    from bogc_ref.conformance.tolerances import evidence_kappa, rtol_for
+
+    present = np.broadcast_to(mask[:, None], var.shape)
+    rtol = rtol_for("float32", "calibrate", evidence_kappa(var, 1.0, present)).rtol
+    scale = np.max(np.where(present, np.abs(mean), 0.0), axis=0)
+    for name in ref._fields:
+        atol = {"grad": rtol * scale, "evidence": float(np.finfo(np.float32).tiny)}.get(name, rtol)
+        result = compare_array(name, getattr(got, name).numpy(), getattr(ref, name),
+                               rtol=rtol, atol=atol)  # fmt: skip
+        assert result.ok, result.reason
 
 
 def test_failed_compilation_falls_back_to_eager_and_logs(
@@ -116,3 +147,96 @@ def test_target_size_smoke() -> None:
     ref = bogc_ref.calibrate(mean[:, :4096].numpy(), var[:, :4096].numpy())
     out = backend.calibrate(mean[:, :4096], var[:, :4096])
     np.testing.assert_allclose(out.grad.numpy(), ref.grad, rtol=1e-4, atol=1e-6)
+
+
+def _empty_like_result(mean: torch.Tensor) -> bogc_ref.Calibration:
+    m, d = mean.shape[-2:]
+    # belief and evidence as transposed views: out= tensors need not be contiguous.
+    return bogc_ref.Calibration(
+        torch.full((d,), 7.0), torch.full((d, m), 7.0).T, torch.full((d,), 7.0),
+        torch.full((d, m), 7.0).T,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"normalize": True}, {"power": 2.0}])
+def test_out_receives_the_results_and_is_returned(kwargs: dict[str, object]) -> None:
+    backend = get_backend("torch")
+    mean, var = (torch.from_numpy(a) for a in _inputs())
+    fresh = backend.calibrate(mean, var, **kwargs)
+    out = _empty_like_result(mean)
+    got = backend.calibrate(mean, var, out=out, **kwargs)
+    for name, target, value, expected in zip(fresh._fields, out, got, fresh, strict=True):
+        assert value is target, name
+        torch.testing.assert_close(value, expected, rtol=0, atol=0)
+    grad_out = torch.full_like(fresh.grad, 7.0)
+    assert backend.calibrate_grad(mean, var, out=grad_out, **kwargs) is grad_out
+    torch.testing.assert_close(grad_out, fresh.grad, rtol=0, atol=0)
+
+
+def _bad_outs(mean: torch.Tensor, var: torch.Tensor) -> list[tuple[object, str]]:
+    m, d = mean.shape
+    good = list(bogc_ref.Calibration(torch.empty(d), torch.empty(m, d), torch.empty(d),
+                                     torch.empty(m, d)))  # fmt: skip
+
+    def replace(field: int, value: object) -> bogc_ref.Calibration:
+        fields = list(good)
+        fields[field] = value
+        return bogc_ref.Calibration(*fields)
+
+    return [
+        (tuple(good), r"^out: expected a Calibration"),
+        (replace(0, torch.empty(d + 1)), r"^out\.grad: shape \(33,\), expected \(32,\)"),
+        (replace(1, torch.empty(m, d, dtype=torch.float64)), r"^out\.belief: dtype torch\.float64"),
+        (replace(2, np.empty(d, np.float32)), r"^out\.uncertainty: expected a torch\.Tensor"),
+        (replace(3, torch.empty(m, d, device="meta")), r"^out\.evidence: on device meta"),
+        (replace(1, var), r"^out\.belief: shares memory with var"),
+        (replace(0, mean[1]), r"^out\.grad: shares memory with mean"),
+        (replace(3, good[1]), r"^out\.evidence: shares memory with out\.belief"),
+        (replace(2, torch.empty(1).expand(d)), r"^out\.uncertainty: has a zero stride"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(9))
+def test_bad_out_raises_naming_out_and_the_field(case: int) -> None:
+    backend = get_backend("torch")
+    mean, var = (torch.from_numpy(a) for a in _inputs())
+    out, message = _bad_outs(mean, var)[case]
+    error = TypeError if "expected a" in message or "dtype" in message else ValueError
+    with pytest.raises(error, match=message):
+        backend.calibrate(mean, var, out=out)
+
+
+def test_calibrate_grad_out_errors_name_out() -> None:
+    backend = get_backend("torch")
+    mean, var = (torch.from_numpy(a) for a in _inputs())
+    with pytest.raises(ValueError, match=r"^out: shape \(3, 32\), expected \(32,\)"):
+        backend.calibrate_grad(mean, var, out=torch.empty(3, 32))
+    with pytest.raises(ValueError, match=r"^out: shares memory with var"):
+        backend.calibrate_grad(mean, var, out=var[0])
+    with pytest.raises(TypeError, match=r"^out: expected a torch\.Tensor, got list"):
+        backend.calibrate_grad(mean, var, out=[0.0])
+
+
+def test_fresh_results_never_alias_across_calls() -> None:
+    """Large outputs (NumPy-allocated, see ``_torch_common.new_empty``) are new each call."""
+    d = 1 << 19  # belief: 6 MiB, above the huge-page allocation threshold
+    rng = np.random.default_rng(2)
+    mean = torch.from_numpy(rng.standard_normal((3, d)).astype(np.float32))
+    var = torch.from_numpy((rng.random((3, d)) + 0.5).astype(np.float32))
+    backend = get_backend("torch")
+    backend.compile_mode = "never"
+    first = backend.calibrate(mean, var)
+    kept = [t.clone() for t in first]
+    second = backend.calibrate(2.0 * mean, var)
+    for a, b, k in zip(first, second, kept, strict=True):
+        assert a.data_ptr() != b.data_ptr()
+        torch.testing.assert_close(a, k, rtol=0, atol=0)
+    torch.testing.assert_close(second.grad, 2.0 * first.grad)
+
+
+def test_ratio_path_only_where_it_is_exact_enough() -> None:
+    assert _torch_calibrate.linear_evidence(1.0, None, torch.float32)
+    assert _torch_calibrate.linear_evidence(1.0, 1e30, torch.float64)
+    assert not _torch_calibrate.linear_evidence(2.0, None, torch.float32)
+    assert not _torch_calibrate.linear_evidence(1.0, 1e-40, torch.float32)  # 1/τ overflows
+    assert not _torch_calibrate.linear_evidence(1.0, 1e39, torch.float32)  # 1/τ subnormal
