@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import cupy
@@ -23,25 +23,13 @@ import numpy as np
 import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
-from bogc_ref._heads import covariance, head_weights, representation
-from bogc_ref._linear_head import _targets
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
-from bogc_ref._softmax_head import _noise
-from bogc_ref._validation import (
-    bool_mask,
-    common_dtype,
-    float_array,
-    labels_array,
-    positive_scalar,
-    require_min_ndim,
-    require_shape,
-)
 
+from . import _checks as checks
 from . import _cupy_kernels as kernels
 from . import _xp_stage1 as xs
 from ._errors import BackendUnavailable
-from ._replay import replay, stub
-from ._torch_backend import _chunk
+from ._replay import replay_on_host, stub, validate
 
 cupy_linalg: Any = importlib.import_module("cupyx.scipy.linalg")
 
@@ -71,6 +59,40 @@ def _not_symmetric(a: Any) -> Any:
     gap = cupy.abs(a - cupy.swapaxes(a, -1, -2))
     tol = 1e3 * np.finfo(a.dtype).eps * cupy.where(scale > 0, scale, 1.0)
     return (gap > tol).any()
+
+
+class _CupyOps:
+    """The CuPy operations the shared validation (``_replay.validate``) runs on."""
+
+    stub = staticmethod(_stub)
+    host = staticmethod(_host)
+    not_finite = staticmethod(_not_finite)
+    not_symmetric = staticmethod(_not_symmetric)
+    isnan = staticmethod(cupy.isnan)
+
+    @staticmethod
+    def any_set(flags: list[Any]) -> bool:
+        """One scalar transfer: True if any 0-d flag is set."""
+        return bool(flags) and bool(cupy.stack([cupy.asarray(f).reshape(()) for f in flags]).any())
+
+    @staticmethod
+    def same_dtype(arrays: Mapping[str, Any]) -> None:
+        """TypeError when arrays that must share a dtype do not (float16 included)."""
+        items = list(arrays.items())
+        first_name, first = items[0]
+        for name, a in items[1:]:
+            if a.dtype != first.dtype:
+                raise TypeError(
+                    f"{name}: dtype {a.dtype} does not match {first_name}'s dtype {first.dtype}"
+                )
+
+
+_OPS = _CupyOps()
+
+
+def _one_hot(labels: Any, n_classes: int, dtype: Any) -> Any:
+    """One-hot targets (B, K) in ``dtype`` from checked integer labels (B,)."""
+    return cupy.eye(n_classes, dtype=dtype)[labels.astype(np.int64)]
 
 
 class CupyBackend:
@@ -111,52 +133,28 @@ class CupyBackend:
         reference: Callable[..., Any],
         args: tuple[object, ...],
         kwargs: dict[str, object],
-        structure: Callable[[], None],
-        flags: Callable[[], list[Any]],
-    ) -> None:
-        def on_host() -> tuple[tuple[object, ...], dict[str, object]]:
-            return tuple(_host(a) for a in args), {k: _host(v) for k, v in kwargs.items()}
+        t: Mapping[str, Any],
+        structure: Callable[[checks.Stubs], checks.Checked],
+        present: Callable[[], Any] | None = None,
+        check_dtypes: bool = False,
+    ) -> checks.Checked:
+        """Structural checks on stubs, then one fused value check; replay on failure.
 
-        try:
-            structure()
-        except (TypeError, ValueError):
-            a, kw = on_host()
-            reference(*a, **kw)
-            raise
-        found = flags()
-        if found and bool(cupy.stack([cupy.asarray(f).reshape(()) for f in found]).any()):
-            a, kw = on_host()
-            replay(reference, a, kw)
+        ``check_dtypes``: also reject float16 mixed with float32 (calibrate only, as before).
+        """
+        return validate(
+            _OPS, reference, args, kwargs, t, structure, present=present, check_dtypes=check_dtypes
+        )
 
     # ------------------------------------------------------------------ stage 1
     def linear_head_moments(self, h: Any, y: Any, w_mean: Any, w_cov: Any) -> Moments:
         """See :func:`bogc_ref.linear_head_moments`."""
         t = self._arrays(h=h, y=y, w_mean=w_mean, w_cov=w_cov)
-
-        def structure() -> None:
-            hs = representation(_stub(t["h"]))
-            ys = _targets(_stub(t["y"]), hs.shape[0])
-            mu = head_weights(_stub(t["w_mean"]), "w_mean", hs.shape[1])
-            if ys.shape[1] != mu.shape[0]:
-                raise ValueError("y: columns do not match w_mean's rows")
-            k, d1 = mu.shape
-            cov = covariance(_stub(t["w_cov"]), "w_cov", (k, d1, d1), "(K, D+1, D+1)")
-            common_dtype([("h", hs), ("y", ys), ("w_mean", mu), ("w_cov", cov)])
-
-        self._check(
-            bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, structure,
-            lambda: [*map(_not_finite, t.values()), _not_symmetric(t["w_cov"])],
-        )  # fmt: skip
+        self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
+                    checks.linear_head_moments)  # fmt: skip
         out = t["h"].dtype
         mean, var = xs.linear_head_moments(cupy, *(v.astype(_cdt(out)) for v in t.values()))
         return Moments(mean.astype(out), var.astype(out))
-
-    def _softmax_structure(self, t: dict[str, Any], weight: str) -> tuple[int, int, int]:
-        hs = representation(_stub(t["h"]))
-        n_rows, dim = hs.shape
-        mu = head_weights(_stub(t[weight]), weight, dim)
-        labels_array(_stub(t["labels"]), "labels", mu.shape[0], n_rows)
-        return n_rows, dim, mu.shape[0]
 
     def softmax_head_moments(
         self,
@@ -176,27 +174,11 @@ class CupyBackend:
         if eps is not None:
             given["eps"] = eps
         t = self._arrays(**given)
-        sizes: dict[str, int] = {}
-
-        def structure() -> None:
-            n_rows, dim, k = self._softmax_structure(t, "w_mean")
-            n_params = k * (dim + 1)
-            cov = covariance(_stub(t["w_cov"]), "w_cov", (n_params, n_params), "K(D+1)")
-            common_dtype([("h", _stub(t["h"])), ("w_mean", _stub(t["w_mean"])), ("w_cov", cov)])
-            eps_stub = _stub(t["eps"]) if "eps" in t else None
-            sizes["count"], _ = _noise(eps_stub, n_samples, seed, n_params)
-            sizes["chunk"] = _chunk(chunk_size, sizes["count"], n_rows, dim, k, n_params)
-            sizes["k"] = k
-
-        def flags() -> list[Any]:
-            names = ["h", "w_mean", "w_cov", *(["eps"] if "eps" in t else [])]
-            k = sizes["k"]
-            labels_bad = ((t["labels"] < 0) | (t["labels"] >= k)).any()
-            return [*(_not_finite(t[n]) for n in names), _not_symmetric(t["w_cov"]), labels_bad]
-
         kwargs = {"eps": eps, "n_samples": n_samples, "seed": seed, "chunk_size": chunk_size}
-        self._check(bogc_ref.softmax_head_moments, (h, labels, w_mean, w_cov), kwargs,
-                    structure, flags)  # fmt: skip
+        sizes = self._check(
+            bogc_ref.softmax_head_moments, (h, labels, w_mean, w_cov), kwargs, t,
+            lambda s: checks.softmax_head_moments(s, n_samples, seed, chunk_size),
+        )  # fmt: skip
         out = t["h"].dtype
         cdt = _cdt(out)
         chol = xs.cholesky_jittered(cupy, t["w_cov"], "w_cov").astype(cdt)
@@ -212,10 +194,9 @@ class CupyBackend:
             def draws(start: int, size: int) -> Any:
                 return rng.standard_normal((size, n_params), dtype=cdt)
 
-        targets = cupy.eye(sizes["k"], dtype=cdt)[t["labels"].astype(np.int64)]
         mean, var = xs.softmax_head_moments(
-            cupy, t["h"].astype(cdt), targets, t["w_mean"].astype(cdt), chol, draws,
-            sizes["count"], sizes["chunk"],
+            cupy, t["h"].astype(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
+            t["w_mean"].astype(cdt), chol, draws, sizes.count, sizes.chunk,
         )  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
@@ -224,41 +205,22 @@ class CupyBackend:
     ) -> Moments:
         """See :func:`bogc_ref.softmax_head_moments_linearized`."""
         t = self._arrays(h=h, labels=labels, w_mean=w_mean, w_cov=w_cov)
-        sizes: dict[str, int] = {}
-
-        def structure() -> None:
-            _, dim, k = self._softmax_structure(t, "w_mean")
-            n_params = k * (dim + 1)
-            cov = covariance(_stub(t["w_cov"]), "w_cov", (n_params, n_params), "K(D+1)")
-            common_dtype([("h", _stub(t["h"])), ("w_mean", _stub(t["w_mean"])), ("w_cov", cov)])
-            sizes["k"] = k
-
-        self._check(
-            bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov), {}, structure,
-            lambda: [*(_not_finite(t[n]) for n in ("h", "w_mean", "w_cov")),
-                     _not_symmetric(t["w_cov"]),
-                     ((t["labels"] < 0) | (t["labels"] >= sizes["k"])).any()],
-        )  # fmt: skip
+        sizes = self._check(bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov),
+                            {}, t, checks.softmax_head_moments_linearized)  # fmt: skip
         out = t["h"].dtype
         cdt = _cdt(out)
-        targets = cupy.eye(sizes["k"], dtype=cdt)[t["labels"].astype(np.int64)]
         mean, var = xs.softmax_head_moments_linearized(
-            cupy, t["h"].astype(cdt), targets, t["w_mean"].astype(cdt), t["w_cov"].astype(cdt)
-        )
+            cupy, t["h"].astype(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
+            t["w_mean"].astype(cdt), t["w_cov"].astype(cdt),
+        )  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:
         """See :func:`bogc_ref.empirical_moments`."""
-        g = self._arrays(g=per_sample_grads)["g"]
-
-        def structure() -> None:
-            arr = float_array(_stub(g), "per_sample_grads")
-            require_min_ndim(arr, "per_sample_grads", 2, "(N, ..., D)")
-            if arr.shape[0] < 2:
-                raise ValueError("per_sample_grads: need N >= 2")
-
-        self._check(bogc_ref.empirical_moments, (per_sample_grads,), {}, structure,
-                    lambda: [_not_finite(g)])  # fmt: skip
+        t = self._arrays(per_sample_grads=per_sample_grads)
+        self._check(bogc_ref.empirical_moments, (per_sample_grads,), {}, t,
+                    checks.empirical_moments)  # fmt: skip
+        g = t["per_sample_grads"]
         mean, var = xs.empirical_moments(cupy, g.astype(_cdt(g.dtype)))
         return Moments(mean.astype(g.dtype), var.astype(g.dtype))
 
@@ -267,26 +229,14 @@ class CupyBackend:
     ) -> Posterior:
         """See :func:`bogc_ref.linear_head_posterior` (float64 inside)."""
         t = self._arrays(h=h, y=y, prior_mean=prior_mean, prior_precision=prior_precision)
-
-        def structure() -> None:
-            hs = representation(_stub(t["h"]))
-            n_rows, dim = hs.shape
-            ys = _targets(_stub(t["y"]), n_rows)
-            m0 = head_weights(_stub(t["prior_mean"]), "prior_mean", dim)
-            require_shape(m0, "prior_mean", (ys.shape[1], dim + 1), "(K, D+1)")
-            p0 = covariance(_stub(t["prior_precision"]), "prior_precision", (dim + 1,) * 2, "")
-            positive_scalar(noise_var, "noise_var")
-            common_dtype([("h", hs), ("y", ys), ("prior_mean", m0), ("prior_precision", p0)])
-
         kwargs = {"prior_mean": prior_mean, "prior_precision": prior_precision,
                   "noise_var": noise_var}  # fmt: skip
-        self._check(bogc_ref.linear_head_posterior, (h, y), kwargs, structure,
-                    lambda: [*map(_not_finite, t.values()),
-                             _not_symmetric(t["prior_precision"])])  # fmt: skip
+        sizes = self._check(bogc_ref.linear_head_posterior, (h, y), kwargs, t,
+                            lambda s: checks.linear_head_posterior(s, noise_var))  # fmt: skip
         out = t["h"].dtype
         f64 = [t[n].astype(np.float64) for n in ("h", "y", "prior_mean", "prior_precision")]
         mean, cov = xs.linear_head_posterior(
-            cupy, cupy_linalg, f64[0], f64[1], f64[2], f64[3], float(noise_var)
+            cupy, cupy_linalg, f64[0], f64[1], f64[2], f64[3], sizes.noise_var
         )
         k = mean.shape[0]
         return Posterior(mean.astype(out), cupy.broadcast_to(cov.astype(out), (k, *cov.shape)))
@@ -298,28 +248,11 @@ class CupyBackend:
         t = self._arrays(
             h=h, labels=labels, w=w, prior_mean=prior_mean, prior_precision=prior_precision
         )
-        sizes: dict[str, int] = {}
-
-        def structure() -> None:
-            _, dim, k = self._softmax_structure(t, "w")
-            m0 = head_weights(_stub(t["prior_mean"]), "prior_mean", dim)
-            if m0.shape != (k, dim + 1):
-                raise ValueError("prior_mean: shape differs from w's")
-            n_params = k * (dim + 1)
-            p0 = covariance(_stub(t["prior_precision"]), "prior_precision", (n_params,) * 2, "")
-            common_dtype([("h", _stub(t["h"])), ("w", _stub(t["w"])), ("prior_mean", m0),
-                          ("prior_precision", p0)])  # fmt: skip
-            sizes["k"] = k
-
         kwargs = {"prior_mean": prior_mean, "prior_precision": prior_precision}
-        self._check(
-            bogc_ref.softmax_head_laplace, (h, labels, w), kwargs, structure,
-            lambda: [*(_not_finite(t[n]) for n in ("h", "w", "prior_mean", "prior_precision")),
-                     _not_symmetric(t["prior_precision"]),
-                     ((t["labels"] < 0) | (t["labels"] >= sizes["k"])).any()],
-        )  # fmt: skip
+        sizes = self._check(bogc_ref.softmax_head_laplace, (h, labels, w), kwargs, t,
+                            checks.softmax_head_laplace)  # fmt: skip
         out = t["h"].dtype
-        targets = cupy.eye(sizes["k"], dtype=np.float64)[t["labels"].astype(np.int64)]
+        targets = _one_hot(t["labels"], sizes.n_classes, np.float64)
         f64 = [t[n].astype(np.float64) for n in ("h", "w", "prior_mean", "prior_precision")]
         mean, cov = xs.softmax_head_laplace(cupy, cupy_linalg, f64[0], targets, *f64[1:])
         return Posterior(mean.astype(out), cov.astype(out))
@@ -356,19 +289,9 @@ class CupyBackend:
         mode_, tau_, power_ = evidence_params(mode, tau, power)
         t = self._arrays(var=var, **({"mask": mask} if mask is not None else {}))
         v = t["var"]
-
-        def structure() -> None:
-            arr = float_array(_stub(v), "var")
-            require_min_ndim(arr, "var", 2, "(..., M, D)")
-            if "mask" in t:
-                bool_mask(_stub(t["mask"]), "mask", arr.shape[:-1])
-
-        def flags() -> list[Any]:
-            p = self._present(t, v.shape).reshape(*v.shape[:-1], 1)
-            return [((cupy.isnan(v) | (v < 0)) & p).any()]
-
         kwargs = {"mask": mask, "mode": mode, "tau": tau, "power": power}
-        self._check(bogc_ref.evidence, (var,), kwargs, structure, flags)
+        self._check(bogc_ref.evidence, (var,), kwargs, t, checks.evidence,
+                    lambda: self._present(t, v.shape).reshape(*v.shape[:-1], 1))  # fmt: skip
         shape, out = v.shape, v.dtype
         lead, n_sources, dim = self._lead(shape), shape[-2], shape[-1]
         vc = cupy.ascontiguousarray(v.astype(_cdt(out))).reshape(lead, n_sources, dim)
@@ -381,15 +304,9 @@ class CupyBackend:
         return e.astype(out).reshape(shape)
 
     def _evidence_array(self, evidence: Any) -> Any:
-        e = self._arrays(e=evidence)["e"]
-
-        def structure() -> None:
-            arr = float_array(_stub(e), "evidence")
-            require_min_ndim(arr, "evidence", 2, "(..., M, D)")
-
-        self._check(_evidence_argument, (evidence,), {}, structure,
-                    lambda: [(cupy.isnan(e) | (e < 0)).any()])  # fmt: skip
-        return e
+        t = self._arrays(evidence=evidence)
+        self._check(_evidence_argument, (evidence,), {}, t, checks.evidence_argument)
+        return t["evidence"]
 
     def opinions(self, evidence: Any, *, prior_weight: float | None = None) -> Opinion:
         """See :func:`bogc_ref.opinions` (one elementwise kernel)."""
@@ -428,26 +345,13 @@ class CupyBackend:
     ) -> Calibration:
         """See :func:`bogc_ref.calibrate`: one reduction kernel (relative mode or the
         check) and one fused elementwise kernel; the check's flag is the only transfer."""
-        kwargs: dict[str, object] = {
-            "mask": mask, "mode": mode, "tau": tau, "power": power,
-            "prior_weight": prior_weight, "normalize": normalize, "check_finite": check_finite,
-        }  # fmt: skip
+        kwargs = checks.calibrate_keywords(
+            mask, mode, tau, power, prior_weight, normalize, check_finite
+        )
         mode_, tau_, power_ = evidence_params(mode, tau, power)
         t = self._arrays(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
         mu, v = t["mean"], t["var"]
-
-        def structure() -> None:
-            ms = float_array(_stub(mu), "mean")
-            vs = float_array(_stub(v), "var")
-            common_dtype([("mean", ms), ("var", vs)])
-            if mu.dtype != v.dtype:
-                raise TypeError(f"var: dtype {v.dtype} does not match mean's dtype {mu.dtype}")
-            require_min_ndim(ms, "mean", 2, "(..., M, D)")
-            require_shape(vs, "var", ms.shape, "the shape of mean")
-            if "mask" in t:
-                bool_mask(_stub(t["mask"]), "mask", ms.shape[:-1])
-
-        self._check(bogc_ref.calibrate, (mean, var), kwargs, structure, lambda: [])
+        self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate, check_dtypes=True)
         shape, out = mu.shape, mu.dtype
         lead, n_sources, dim = self._lead(shape), shape[-2], shape[-1]
         cdt = _cdt(out)
@@ -456,9 +360,8 @@ class CupyBackend:
         present = self._present(t, shape)
 
         def replay_if_bad(bad: Any) -> None:
-            if bool((bad > 0).any()):
-                replay(bogc_ref.calibrate, (_host(mean), _host(var)),
-                       {k: _host(x) for k, x in kwargs.items()})  # fmt: skip
+            if bad is not None and bool((bad > 0).any()):
+                replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, _host)
 
         relative = mode_ == "relative"
         log_ref, bad = (
@@ -466,16 +369,10 @@ class CupyBackend:
             if relative or check_finite
             else (cupy.zeros(lead), None)
         )
-        try:
-            weight = prior_weight_value(prior_weight, n_sources)
-            if not isinstance(normalize, bool | np.bool_):
-                raise TypeError(f"normalize: expected a bool, got {type(normalize).__name__}")
-        except (TypeError, ValueError):
-            if bad is not None:
-                replay_if_bad(bad)
-            raise
-        if bad is not None:
-            replay_if_bad(bad)
+        weight = checks.calibrate_scalars(
+            prior_weight, n_sources, normalize, lambda: replay_if_bad(bad)
+        )
+        replay_if_bad(bad)
         grad = cupy.empty((lead, dim), dtype=cdt)
         unc = cupy.empty((lead, dim), dtype=cdt)
         belief = cupy.empty((lead, n_sources, dim), dtype=cdt)

@@ -11,10 +11,12 @@ naming the argument, what is wrong, the first bad index and the shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, NoReturn
+from collections.abc import Callable, Mapping
+from typing import Any, NoReturn, Protocol
 
 import numpy as np
+
+from ._checks import Checked, Stubs
 
 
 def stub(dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -33,3 +35,99 @@ def replay(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, An
         f"internal error: the backend's value check for {func.__name__} flagged the input "
         "but the reference accepted it; please report this with the input"
     )
+
+
+def replay_on_host(
+    func: Callable[..., Any],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    to_host: Callable[[object], object],
+) -> NoReturn:
+    """:func:`replay` on host copies (``to_host``) of the device arguments."""
+    replay(func, tuple(to_host(a) for a in args), {k: to_host(v) for k, v in kwargs.items()})
+
+
+class ArrayOps(Protocol):
+    """The few array operations a backend lends to :func:`validate`."""
+
+    def stub(self, a: Any) -> np.ndarray:
+        """A zero-cost stub with ``a``'s shape and the dtype the reference would see."""
+        ...
+
+    def host(self, x: object) -> object:
+        """A host NumPy copy of a device array; other values unchanged."""
+        ...
+
+    def not_finite(self, a: Any) -> Any:
+        """0-d device bool: some entry of ``a`` is NaN or infinite."""
+        ...
+
+    def not_symmetric(self, a: Any) -> Any:
+        """0-d device bool: the reference's symmetry test fails for ``a``."""
+        ...
+
+    def isnan(self, a: Any) -> Any:
+        """Elementwise NaN test."""
+        ...
+
+    def any_set(self, flags: list[Any]) -> bool:
+        """One device-to-host transfer: True if any 0-d bool in ``flags`` is set."""
+        ...
+
+    def same_dtype(self, arrays: Mapping[str, Any]) -> None:
+        """TypeError when arrays that must share a dtype do not."""
+        ...
+
+
+def value_flags(
+    ops: ArrayOps, arrays: Mapping[str, Any], checked: Checked, present: Any = None
+) -> list[Any]:
+    """The value checks ``checked`` describes, as 0-d device bools (none read back yet).
+
+    ``present``: a bool array broadcasting against the ``nonnegative`` array (sources
+    present), or None for all.
+    """
+    flags = [ops.not_finite(arrays[name]) for name in checked.finite]
+    if checked.symmetric is not None:
+        flags.append(ops.not_symmetric(arrays[checked.symmetric]))
+    if checked.n_classes > 0:
+        labels = arrays["labels"]
+        flags.append(((labels < 0) | (labels >= checked.n_classes)).any())
+    if checked.nonnegative is not None:
+        values = arrays[checked.nonnegative]
+        bad = ops.isnan(values) | (values < 0)
+        flags.append((bad if present is None else bad & present).any())
+    return flags
+
+
+def validate(
+    ops: ArrayOps,
+    reference: Callable[..., Any],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+    arrays: Mapping[str, Any],
+    structure: Callable[[Stubs], Checked],
+    *,
+    present: Callable[[], Any] | None = None,
+    check_dtypes: bool = True,
+) -> Checked:
+    """Structural checks on stubs, then one fused value check; the reference's error on failure.
+
+    ``structure`` gets stubs of ``arrays``; if it (or the dtype test) raises, the
+    reference runs on host copies of ``args``/``kwargs`` and raises its own error when it
+    sees one (otherwise the structural error propagates). Then the value checks of the
+    returned :class:`Checked` run as one reduction and one scalar transfer, and only when
+    one is set does :func:`replay_on_host` run the reference. ``present`` gives the
+    presence mask for the ``nonnegative`` check (None: every source present).
+    """
+    try:
+        checked = structure({name: ops.stub(a) for name, a in arrays.items()})
+        if check_dtypes and checked.same_dtype:
+            ops.same_dtype({name: arrays[name] for name in checked.same_dtype})
+    except (TypeError, ValueError):
+        reference(*(ops.host(a) for a in args), **{k: ops.host(v) for k, v in kwargs.items()})
+        raise
+    where = present() if present is not None and checked.nonnegative is not None else None
+    if ops.any_set(value_flags(ops, arrays, checked, where)):
+        replay_on_host(reference, args, kwargs, ops.host)
+    return checked

@@ -22,7 +22,7 @@ inputs give unspecified (NaN) results instead of an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 import numpy as np
@@ -31,23 +31,12 @@ import torch
 import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
-from bogc_ref._heads import covariance, head_weights, representation
-from bogc_ref._linear_head import _targets
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
-from bogc_ref._softmax_head import DEFAULT_CHUNK_ELEMENTS, _noise
-from bogc_ref._validation import (
-    bool_mask,
-    common_dtype,
-    float_array,
-    labels_array,
-    positive_scalar,
-    require_min_ndim,
-    require_shape,
-)
 
+from . import _checks as checks
 from . import _torch_stage1 as stage1
 from ._errors import BackendUnavailable
-from ._replay import replay
+from ._replay import replay_on_host, validate
 from ._torch_calibrate import (
     CoreOptions,
     checked_out,
@@ -74,16 +63,30 @@ def _any(x: torch.Tensor) -> Any:
     return cast(Any, x)
 
 
-def _same_dtype(tensors: dict[str, torch.Tensor]) -> None:
-    """TypeError when float tensors that must share a dtype do not (half types included)."""
-    items = list(tensors.items())
-    first_name, first = items[0]
-    for name, t in items[1:]:
-        if t.dtype != first.dtype:
-            raise TypeError(
-                f"{name}: dtype {t.dtype} does not match {first_name}'s dtype {first.dtype}; "
-                "pass them in one dtype"
-            )
+class _TorchOps:
+    """The tensor operations the shared validation (``_replay.validate``) runs on."""
+
+    stub = staticmethod(stub_of)
+    host = staticmethod(host)
+    not_finite = staticmethod(not_all_finite)
+    not_symmetric = staticmethod(not_symmetric)
+    isnan = staticmethod(torch.isnan)
+    any_set = staticmethod(any_flag)
+
+    @staticmethod
+    def same_dtype(tensors: Mapping[str, torch.Tensor]) -> None:
+        """TypeError when float tensors that must share a dtype do not (half types included)."""
+        items = list(tensors.items())
+        first_name, first = items[0]
+        for name, t in items[1:]:
+            if t.dtype != first.dtype:
+                raise TypeError(
+                    f"{name}: dtype {t.dtype} does not match {first_name}'s dtype "
+                    f"{first.dtype}; pass them in one dtype"
+                )
+
+
+_OPS = _TorchOps()
 
 
 class TorchBackend:
@@ -123,67 +126,29 @@ class TorchBackend:
         same_device(first, out)
         return out
 
-    @staticmethod
     def _check(
+        self,
         reference: Callable[..., Any],
         args: tuple[object, ...],
         kwargs: dict[str, object],
-        structure: Callable[[], None],
-        flags: Callable[[], list[torch.Tensor]],
-    ) -> None:
+        t: Mapping[str, torch.Tensor],
+        structure: Callable[[checks.Stubs], checks.Checked],
+        present: Callable[[], Any] | None = None,
+    ) -> checks.Checked:
         """Structural checks on stubs, then one fused value check; replay on failure."""
-        host_args = lambda: (tuple(host(a) for a in args), {k: host(v) for k, v in kwargs.items()})  # noqa: E731
-        try:
-            structure()
-        except (TypeError, ValueError):
-            a, kw = host_args()
-            reference(*a, **kw)  # raises the reference's own error when it sees one
-            raise
-        if any_flag(flags()):
-            a, kw = host_args()
-            replay(reference, a, kw)
+        return validate(_OPS, reference, args, kwargs, t, structure, present=present)
 
     # ------------------------------------------------------------------ stage 1
     def linear_head_moments(self, h: Any, y: Any, w_mean: Any, w_cov: Any) -> Moments:
         """See :func:`bogc_ref.linear_head_moments`; tensors (B, D) out."""
         with torch.no_grad():
             t = self._tensors(h=h, y=y, w_mean=w_mean, w_cov=w_cov)
-
-            def structure() -> None:
-                hs = representation(stub_of(t["h"]))
-                ys = _targets(stub_of(t["y"]), hs.shape[0])
-                mu = head_weights(stub_of(t["w_mean"]), "w_mean", hs.shape[1])
-                if ys.shape[1] != mu.shape[0]:
-                    raise ValueError("y: columns do not match w_mean's rows")
-                k, d1 = mu.shape
-                cov = covariance(stub_of(t["w_cov"]), "w_cov", (k, d1, d1), "(K, D+1, D+1)")
-                common_dtype([("h", hs), ("y", ys), ("w_mean", mu), ("w_cov", cov)])
-                _same_dtype(t)
-
-            self._check(
-                bogc_ref.linear_head_moments,
-                (h, y, w_mean, w_cov),
-                {},
-                structure,
-                lambda: [*map(not_all_finite, t.values()), not_symmetric(t["w_cov"])],
-            )
+            self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
+                        checks.linear_head_moments)  # fmt: skip
             out = t["h"].dtype
             cdt = compute_dtype(out)
             mean, var = stage1.linear_head_moments(*(v.to(cdt) for v in t.values()))
             return Moments(_any(mean.to(out)), _any(var.to(out)))
-
-    def _softmax_structure(
-        self, t: dict[str, torch.Tensor], weight_name: str
-    ) -> tuple[int, int, int]:
-        hs = representation(stub_of(t["h"]))
-        n_rows, dim = hs.shape
-        mu = head_weights(stub_of(t[weight_name]), weight_name, dim)
-        labels_array(stub_of(t["labels"]), "labels", mu.shape[0], n_rows)
-        return n_rows, dim, mu.shape[0]
-
-    @staticmethod
-    def _label_flags(labels: torch.Tensor, n_classes: int) -> list[torch.Tensor]:
-        return [((labels < 0) | (labels >= n_classes)).any()]
 
     def softmax_head_moments(
         self,
@@ -204,34 +169,11 @@ class TorchBackend:
             if eps is not None:
                 given["eps"] = eps
             t = self._tensors(**given)
-            sizes: dict[str, int] = {}
-
-            def structure() -> None:
-                n_rows, dim, k = self._softmax_structure(t, "w_mean")
-                n_params = k * (dim + 1)
-                cov = covariance(
-                    stub_of(t["w_cov"]), "w_cov", (n_params, n_params), "(K(D+1), K(D+1))"
-                )
-                common_dtype(
-                    [("h", stub_of(t["h"])), ("w_mean", stub_of(t["w_mean"])), ("w_cov", cov)]
-                )
-                _same_dtype({n: t[n] for n in ("h", "w_mean", "w_cov")})
-                eps_stub = stub_of(t["eps"]) if "eps" in t else None
-                sizes["count"], _ = _noise(eps_stub, n_samples, seed, n_params)
-                sizes["chunk"] = _chunk(chunk_size, sizes["count"], n_rows, dim, k, n_params)
-                sizes["k"] = k
-
-            def flags() -> list[torch.Tensor]:
-                names = ["h", "w_mean", "w_cov", *(["eps"] if "eps" in t else [])]
-                return [
-                    *(not_all_finite(t[n]) for n in names),
-                    not_symmetric(t["w_cov"]),
-                    *self._label_flags(t["labels"], sizes["k"]),
-                ]
-
             kwargs = {"eps": eps, "n_samples": n_samples, "seed": seed, "chunk_size": chunk_size}
-            self._check(bogc_ref.softmax_head_moments, (h, labels, w_mean, w_cov), kwargs,
-                        structure, flags)  # fmt: skip
+            sizes = self._check(
+                bogc_ref.softmax_head_moments, (h, labels, w_mean, w_cov), kwargs, t,
+                lambda s: checks.softmax_head_moments(s, n_samples, seed, chunk_size),
+            )  # fmt: skip
             out = t["h"].dtype
             cdt = compute_dtype(out)
             hc = t["h"].to(cdt)
@@ -239,16 +181,15 @@ class TorchBackend:
             if eps is None and seed is not None:
                 generator = torch.Generator(device=hc.device)
                 generator.manual_seed(int(seed))
-            targets = torch.nn.functional.one_hot(t["labels"].long(), sizes["k"]).to(cdt)
             mean, var = stage1.softmax_head_moments(
                 hc,
-                targets,
+                _one_hot(t["labels"], sizes.n_classes, cdt),
                 t["w_mean"].to(cdt),
                 t["w_cov"],
                 eps=t["eps"].to(cdt) if "eps" in t else None,
-                count=sizes["count"],
+                count=sizes.count,
                 generator=generator,
-                chunk=sizes["chunk"],
+                chunk=sizes.chunk,
             )
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
@@ -258,57 +199,24 @@ class TorchBackend:
         """See :func:`bogc_ref.softmax_head_moments_linearized`."""
         with torch.no_grad():
             t = self._tensors(h=h, labels=labels, w_mean=w_mean, w_cov=w_cov)
-            sizes: dict[str, int] = {}
-
-            def structure() -> None:
-                _, dim, k = self._softmax_structure(t, "w_mean")
-                n_params = k * (dim + 1)
-                cov = covariance(
-                    stub_of(t["w_cov"]), "w_cov", (n_params, n_params), "(K(D+1), K(D+1))"
-                )
-                common_dtype(
-                    [("h", stub_of(t["h"])), ("w_mean", stub_of(t["w_mean"])), ("w_cov", cov)]
-                )
-                _same_dtype({n: t[n] for n in ("h", "w_mean", "w_cov")})
-                sizes["k"] = k
-
-            self._check(
-                bogc_ref.softmax_head_moments_linearized,
-                (h, labels, w_mean, w_cov),
-                {},
-                structure,
-                lambda: [
-                    *(not_all_finite(t[n]) for n in ("h", "w_mean", "w_cov")),
-                    not_symmetric(t["w_cov"]),
-                    *self._label_flags(t["labels"], sizes["k"]),
-                ],
-            )
+            sizes = self._check(bogc_ref.softmax_head_moments_linearized,
+                                (h, labels, w_mean, w_cov), {}, t,
+                                checks.softmax_head_moments_linearized)  # fmt: skip
             out = t["h"].dtype
             cdt = compute_dtype(out)
-            targets = torch.nn.functional.one_hot(t["labels"].long(), sizes["k"]).to(cdt)
             mean, var = stage1.softmax_head_moments_linearized(
-                t["h"].to(cdt), targets, t["w_mean"].to(cdt), t["w_cov"].to(cdt)
-            )
+                t["h"].to(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
+                t["w_mean"].to(cdt), t["w_cov"].to(cdt),
+            )  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:
         """See :func:`bogc_ref.empirical_moments`."""
         with torch.no_grad():
-            g = self._tensors(per_sample_grads=per_sample_grads)["per_sample_grads"]
-
-            def structure() -> None:
-                arr = float_array(stub_of(g), "per_sample_grads")
-                require_min_ndim(arr, "per_sample_grads", 2, "(N, ..., D)")
-                if arr.shape[0] < 2:
-                    raise ValueError("per_sample_grads: need N >= 2")
-
-            self._check(
-                bogc_ref.empirical_moments,
-                (per_sample_grads,),
-                {},
-                structure,
-                lambda: [not_all_finite(g)],
-            )
+            t = self._tensors(per_sample_grads=per_sample_grads)
+            self._check(bogc_ref.empirical_moments, (per_sample_grads,), {}, t,
+                        checks.empirical_moments)  # fmt: skip
+            g = t["per_sample_grads"]
             mean, var = stage1.empirical_moments(g.to(compute_dtype(g.dtype)))
             return Moments(_any(mean.to(g.dtype)), _any(var.to(g.dtype)))
 
@@ -318,34 +226,15 @@ class TorchBackend:
         """See :func:`bogc_ref.linear_head_posterior` (float64 inside)."""
         with torch.no_grad():
             t = self._tensors(h=h, y=y, prior_mean=prior_mean, prior_precision=prior_precision)
-            scalars: dict[str, float] = {}
-
-            def structure() -> None:
-                hs = representation(stub_of(t["h"]))
-                n_rows, dim = hs.shape
-                ys = _targets(stub_of(t["y"]), n_rows)
-                m0 = head_weights(stub_of(t["prior_mean"]), "prior_mean", dim)
-                require_shape(m0, "prior_mean", (ys.shape[1], dim + 1), "(K, D+1)")
-                p0 = covariance(
-                    stub_of(t["prior_precision"]), "prior_precision", (dim + 1, dim + 1), "D+1"
-                )
-                scalars["noise_var"] = positive_scalar(noise_var, "noise_var")
-                common_dtype([("h", hs), ("y", ys), ("prior_mean", m0), ("prior_precision", p0)])
-                _same_dtype(t)
-
-            self._check(
-                bogc_ref.linear_head_posterior,
-                (h, y),
-                {"prior_mean": prior_mean, "prior_precision": prior_precision,
-                 "noise_var": noise_var},
-                structure,
-                lambda: [*map(not_all_finite, t.values()), not_symmetric(t["prior_precision"])],
-            )  # fmt: skip
+            kwargs = {"prior_mean": prior_mean, "prior_precision": prior_precision,
+                      "noise_var": noise_var}  # fmt: skip
+            sizes = self._check(bogc_ref.linear_head_posterior, (h, y), kwargs, t,
+                                lambda s: checks.linear_head_posterior(s, noise_var))  # fmt: skip
             out = t["h"].dtype
             f64 = torch.float64
             mean, cov = stage1.linear_head_posterior(
                 t["h"].to(f64), t["y"].to(f64), t["prior_mean"].to(f64),
-                t["prior_precision"].to(f64), scalars["noise_var"],
+                t["prior_precision"].to(f64), sizes.noise_var,
             )  # fmt: skip
             k = mean.shape[0]
             covs = cov.to(out).expand(k, *cov.shape)
@@ -359,41 +248,14 @@ class TorchBackend:
             t = self._tensors(
                 h=h, labels=labels, w=w, prior_mean=prior_mean, prior_precision=prior_precision
             )
-            sizes: dict[str, int] = {}
-
-            def structure() -> None:
-                _, dim, k = self._softmax_structure(t, "w")
-                m0 = head_weights(stub_of(t["prior_mean"]), "prior_mean", dim)
-                if m0.shape != (k, dim + 1):
-                    raise ValueError("prior_mean: shape differs from w's")
-                n_params = k * (dim + 1)
-                p0 = covariance(
-                    stub_of(t["prior_precision"]), "prior_precision", (n_params, n_params), "KD"
-                )
-                common_dtype(
-                    [("h", stub_of(t["h"])), ("w", stub_of(t["w"])), ("prior_mean", m0),
-                     ("prior_precision", p0)]
-                )  # fmt: skip
-                _same_dtype({n: t[n] for n in ("h", "w", "prior_mean", "prior_precision")})
-                sizes["k"] = k
-
-            self._check(
-                bogc_ref.softmax_head_laplace,
-                (h, labels, w),
-                {"prior_mean": prior_mean, "prior_precision": prior_precision},
-                structure,
-                lambda: [
-                    *(not_all_finite(t[n]) for n in ("h", "w", "prior_mean", "prior_precision")),
-                    not_symmetric(t["prior_precision"]),
-                    *self._label_flags(t["labels"], sizes["k"]),
-                ],
-            )
+            kwargs = {"prior_mean": prior_mean, "prior_precision": prior_precision}
+            sizes = self._check(bogc_ref.softmax_head_laplace, (h, labels, w), kwargs, t,
+                                checks.softmax_head_laplace)  # fmt: skip
             out = t["h"].dtype
             f64 = torch.float64
-            targets = torch.nn.functional.one_hot(t["labels"].long(), sizes["k"]).to(f64)
             mean, cov = stage1.softmax_head_laplace(
-                t["h"].to(f64), targets, t["w"].to(f64), t["prior_mean"].to(f64),
-                t["prior_precision"].to(f64),
+                t["h"].to(f64), _one_hot(t["labels"], sizes.n_classes, f64), t["w"].to(f64),
+                t["prior_mean"].to(f64), t["prior_precision"].to(f64),
             )  # fmt: skip
             return Posterior(_any(mean.to(out)), _any(cov.to(out)))
 
@@ -419,22 +281,13 @@ class TorchBackend:
             t = self._tensors(var=var, **({"mask": mask} if mask is not None else {}))
             v = t["var"]
 
-            def structure() -> None:
-                arr = float_array(stub_of(v), "var")
-                require_min_ndim(arr, "var", 2, "(..., M, D)")
-                if "mask" in t:
-                    bool_mask(stub_of(t["mask"]), "mask", arr.shape[:-1])
-
-            def flags() -> list[torch.Tensor]:
-                bad = torch.isnan(v) | (v < 0)
+            def where() -> torch.Tensor | None:
                 present = self._present(t, tuple(v.shape))
-                if present is not None:
-                    bad = bad & present.unsqueeze(-1)
-                return [bad.any()]
+                return present.unsqueeze(-1) if present is not None else None
 
             self._check(bogc_ref.evidence, (var,),
                         {"mask": mask, "mode": mode, "tau": tau, "power": power},
-                        structure, flags)  # fmt: skip
+                        t, checks.evidence, where)  # fmt: skip
             present = self._present(t, tuple(v.shape))
             vc = v.to(compute_dtype(v.dtype))
             log_ref = log_ref_precision(vc, present).unsqueeze(-2) if mode_ == "relative" else None
@@ -444,17 +297,9 @@ class TorchBackend:
             return saturate_exp(raw, v.dtype)
 
     def _evidence_tensor(self, evidence: Any) -> torch.Tensor:
-        e = self._tensors(evidence=evidence)["evidence"]
-
-        def structure() -> None:
-            arr = float_array(stub_of(e), "evidence")
-            require_min_ndim(arr, "evidence", 2, "(..., M, D)")
-
-        self._check(
-            _evidence_argument, (evidence,), {}, structure,
-            lambda: [(torch.isnan(e) | (e < 0)).any()],
-        )  # fmt: skip
-        return e
+        t = self._tensors(evidence=evidence)
+        self._check(_evidence_argument, (evidence,), {}, t, checks.evidence_argument)
+        return t["evidence"]
 
     def opinions(self, evidence: Any, *, prior_weight: float | None = None) -> Opinion:
         r"""See :func:`bogc_ref.opinions`: :math:`b = e/(e+W)`, :math:`u = W/(e+W)`."""
@@ -553,44 +398,23 @@ class TorchBackend:
         out: object,
     ) -> tuple[torch.Tensor, ...]:
         with torch.no_grad():
-            kwargs: dict[str, object] = {
-                "mask": mask, "mode": mode, "tau": tau, "power": power,
-                "prior_weight": prior_weight, "normalize": normalize,
-                "check_finite": check_finite,
-            }  # fmt: skip
+            kwargs = checks.calibrate_keywords(
+                mask, mode, tau, power, prior_weight, normalize, check_finite
+            )
             mode_, tau_, power_ = evidence_params(mode, tau, power)
             t = self._tensors(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
             mu, v = t["mean"], t["var"]
-
-            def structure() -> None:
-                ms = float_array(stub_of(mu), "mean")
-                vs = float_array(stub_of(v), "var")
-                common_dtype([("mean", ms), ("var", vs)])
-                _same_dtype({"mean": mu, "var": v})
-                require_min_ndim(ms, "mean", 2, "(..., M, D)")
-                require_shape(vs, "var", ms.shape, "the shape of mean")
-                if "mask" in t:
-                    bool_mask(stub_of(t["mask"]), "mask", ms.shape[:-1])
-
-            self._check(bogc_ref.calibrate, (mean, var), kwargs, structure, lambda: [])
+            self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
             present = self._present(t, tuple(mu.shape))
 
             def value_error() -> None:
                 bad = torch.isnan(v) | (v < 0) | ~torch.isfinite(mu)
                 if present is not None:
                     bad = bad & present.unsqueeze(-1)
-                if bool(bad.any()):
-                    replay(bogc_ref.calibrate, (host(mean), host(var)),
-                           {k: host(x) for k, x in kwargs.items()})  # fmt: skip
+                if check_finite and bool(bad.any()):
+                    replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
 
-            try:
-                weight = prior_weight_value(prior_weight, mu.shape[-2])
-                if not isinstance(normalize, bool | np.bool_):
-                    raise TypeError(f"normalize: expected a bool, got {type(normalize).__name__}")
-            except (TypeError, ValueError):
-                if check_finite:
-                    value_error()  # the reference checks values before these two
-                raise
+            weight = checks.calibrate_scalars(prior_weight, mu.shape[-2], normalize, value_error)
             targets = checked_out(out, want_all, mu, t) if out is not None else None
             options = CoreOptions(
                 n_sources=mu.shape[-2],
@@ -609,22 +433,14 @@ class TorchBackend:
             if check_finite:
                 *result_list, bad = result
                 if bool(bad.item()):
-                    replay(bogc_ref.calibrate, (host(mean), host(var)),
-                           {k: host(x) for k, x in kwargs.items()})  # fmt: skip
+                    replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
                 result = tuple(result_list)
             return result
 
 
-def _chunk(chunk_size: object, count: int, n_rows: int, dim: int, k: int, n_params: int) -> int:
-    """Draws per chunk: the reference's default (about 2**22 elements) or ``chunk_size``."""
-    if chunk_size is None:
-        per_draw = n_rows * (dim + 2 * k) + 2 * n_params
-        return max(1, min(count, DEFAULT_CHUNK_ELEMENTS // per_draw))
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int | np.integer):
-        raise TypeError(f"chunk_size: expected an int, got {type(chunk_size).__name__}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size: must be >= 1, got {chunk_size}")
-    return int(chunk_size)
+def _one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:
+    """One-hot targets (B, K) in ``dtype`` from checked integer labels (B,)."""
+    return torch.nn.functional.one_hot(labels.long(), n_classes).to(dtype)
 
 
 __all__ = ["HALF_DTYPES", "TorchBackend"]

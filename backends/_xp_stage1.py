@@ -1,7 +1,8 @@
-"""Stage 1 written once over a NumPy-compatible namespace ``xp`` (NumPy or CuPy).
+"""Stage 1 written once over a NumPy-compatible namespace ``xp`` (NumPy, CuPy, torch).
 
 Used by the CuPy backend (``xp = cupy``, ``sla = cupyx.scipy.linalg``, matrix products
-on cuBLAS); the tests run it with ``xp = numpy`` so the code is exercised without a GPU.
+on cuBLAS) and by the PyTorch backend (``xp`` the adapter of ``_torch_xp``); the tests
+also run it with ``xp = numpy``.
 Inputs are validated arrays already in the compute dtype; formulas as in the reference
 (``bogc_ref._linear_head``, ``bogc_ref._softmax_head``, ``bogc_ref._empirical``). The
 only host round-trip is the Cholesky success test (one scalar) of the jitter policy.
@@ -9,6 +10,7 @@ only host round-trip is the Cholesky success test (one scalar) of the jitter pol
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -22,24 +24,39 @@ def augmented(xp: Any, h: Any) -> Any:
 
 
 def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
-    """Lower factor with the reference's jitter policy, float64 (see ``bogc_ref._linalg``)."""
-    a = a.astype(xp.float64)
+    """Lower factor with the reference's jitter policy, float64 (see ``bogc_ref._linalg``).
 
-    def attempt(matrix: Any) -> Any:
-        try:
-            chol = xp.linalg.cholesky(matrix)
-        except np.linalg.LinAlgError:
-            return None
-        return chol if bool(xp.isfinite(chol).all()) else None  # CuPy returns NaN on failure
+    A namespace may bring its own factorisation as ``xp.cholesky_or_none`` (the factor,
+    or None when the matrix is not positive definite): torch does, without exceptions.
+    """
+    factor = getattr(xp, "cholesky_or_none", None)
+    if factor is None:
 
-    chol = attempt(a)
+        def factor(matrix: Any) -> Any:
+            try:
+                chol = xp.linalg.cholesky(matrix)
+            except np.linalg.LinAlgError:
+                return None
+            return chol if bool(xp.isfinite(chol).all()) else None  # CuPy gives NaN on failure
+
+    return jittered(xp, xp.asarray(a, dtype=xp.float64), name, factor)
+
+
+def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
+    """The jitter policy around ``factor`` (a lower factor of its argument, or None).
+
+    Factor ``a`` (float64); if that fails, ``a + j · mean|diag a| · I`` for ``j`` in
+    ``JITTER_STEPS`` in turn; if none factors, ``numpy.linalg.LinAlgError`` with the
+    reference's message.
+    """
+    chol = factor(a)
     if chol is not None:
         return chol
-    scale = float(xp.mean(xp.abs(xp.diagonal(a)))) if a.shape[0] else 0.0
+    scale = float(abs(a.diagonal()).mean()) if a.shape[0] else 0.0
     if scale > 0.0 and np.isfinite(scale):
         eye = xp.eye(a.shape[-1], dtype=a.dtype)
         for step in JITTER_STEPS:
-            chol = attempt(a + (step * scale) * eye)
+            chol = factor(a + (step * scale) * eye)
             if chol is not None:
                 return chol
     finite = bool(xp.isfinite(a).all())
@@ -58,7 +75,13 @@ def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
 
 
 def softmax(xp: Any, logits: Any) -> Any:
-    """Row softmax over the last axis, shifted by the row maximum."""
+    """Row softmax over the last axis, shifted by the row maximum.
+
+    A namespace with its own fused kernel offers it as ``xp.row_softmax`` (torch).
+    """
+    own = getattr(xp, "row_softmax", None)
+    if own is not None:
+        return own(logits)
     z = xp.exp(logits - logits.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
@@ -174,7 +197,7 @@ def softmax_head_laplace(
     ggn = (curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)).reshape(
         n_classes, n_classes, width, width
     )
-    precision = p0 + ggn.transpose(0, 2, 1, 3).reshape(n_params, n_params)
+    precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
     grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
     chol = cholesky_jittered(xp, precision, "Laplace precision P0 + GGN")
     mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]

@@ -1,0 +1,94 @@
+"""PyTorch as the array namespace ``xp`` of ``_xp_stage1`` (a tiny adapter).
+
+``_xp_stage1`` is written against the NumPy namespace; torch spells a few calls
+differently (``cat(dim=)``, ``diagonal(dim1=, dim2=)``, ``permute``, ``clamp``) and
+creates arrays on a device. :class:`TorchNamespace` maps exactly the calls that module
+makes, on one device; everything else (``@``, ``.T``, ``reshape``, indexing,
+``sum``/``mean`` with ``axis``) already works on tensors. Two optional hooks of
+``_xp_stage1`` take torch's own kernels: ``row_softmax`` (``torch.softmax``) and
+``cholesky_or_none`` (``torch.linalg.cholesky_ex``, no exception on failure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+
+class TorchNamespace:
+    """The NumPy-namespace functions ``_xp_stage1`` calls, on tensors on ``device``."""
+
+    float64 = torch.float64
+    einsum = staticmethod(torch.einsum)
+    isfinite = staticmethod(torch.isfinite)
+    zeros_like = staticmethod(torch.zeros_like)
+    linalg = torch.linalg
+
+    @staticmethod
+    def asarray(a: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``numpy.asarray`` of a tensor (a cast when ``dtype`` differs)."""
+        return a.to(dtype)
+
+    @staticmethod
+    def cholesky_or_none(a: torch.Tensor) -> torch.Tensor | None:
+        """The lower Cholesky factor, or None when ``a`` is not positive definite.
+
+        ``cholesky_ex``: no exception; its status costs one device-to-host sync.
+        """
+        chol, info = torch.linalg.cholesky_ex(a)
+        return chol if int(info.item()) == 0 else None
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    @staticmethod
+    def concatenate(tensors: list[torch.Tensor], axis: int) -> torch.Tensor:
+        """``numpy.concatenate``."""
+        return torch.cat(tensors, dim=axis)
+
+    @staticmethod
+    def diagonal(a: torch.Tensor, axis1: int, axis2: int) -> torch.Tensor:
+        """``numpy.diagonal`` (the diagonal axis last)."""
+        return torch.diagonal(a, dim1=axis1, dim2=axis2)
+
+    @staticmethod
+    def transpose(a: torch.Tensor, axes: tuple[int, ...]) -> torch.Tensor:
+        """``numpy.transpose`` with explicit axes."""
+        return a.permute(axes)
+
+    @staticmethod
+    def maximum(a: torch.Tensor, floor: float) -> torch.Tensor:
+        """``numpy.maximum`` against a scalar."""
+        return a.clamp(min=floor)
+
+    @staticmethod
+    def row_softmax(logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over the last axis (torch's fused kernel)."""
+        return torch.softmax(logits, dim=-1)
+
+    def ones(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """``numpy.ones`` on this namespace's device."""
+        return torch.ones(shape, dtype=dtype, device=self.device)
+
+    def zeros(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """``numpy.zeros`` on this namespace's device."""
+        return torch.zeros(shape, dtype=dtype, device=self.device)
+
+    def eye(self, n: int, dtype: torch.dtype) -> torch.Tensor:
+        """``numpy.eye`` on this namespace's device."""
+        return torch.eye(n, dtype=dtype, device=self.device)
+
+
+class TorchLinalg:
+    """The ``scipy.linalg`` call ``_xp_stage1`` makes (``sla``), on tensors."""
+
+    @staticmethod
+    def solve_triangular(a: torch.Tensor, b: torch.Tensor, lower: bool) -> torch.Tensor:
+        """``scipy.linalg.solve_triangular(a, b, lower=lower)``."""
+        return torch.linalg.solve_triangular(a, b, upper=not lower)
+
+
+def namespace_of(t: torch.Tensor) -> Any:
+    """The :class:`TorchNamespace` on ``t``'s device."""
+    return TorchNamespace(t.device)
