@@ -581,54 +581,28 @@ class Law:
     check: Callable[[Any, Example], None]
 
 
-LAWS: tuple[Law, ...] = (
-    Law(
-        "empirical_matches_reference", "stage1", ("empirical_moments",), empirical_matches_reference
-    ),
-    Law(
-        "linear_head_matches_reference",
-        "stage1",
-        ("linear_head_moments",),
-        linear_head_matches_reference,
-    ),
-    Law("evidence_matches_reference", "stage2", ("evidence",), evidence_matches_reference),
-    Law("evidence_monotone", "stage2", ("evidence",), evidence_monotone),
-    Law(
-        "reduced_dempster_matches_reference",
-        "stage3",
-        ("reduced_dempster",),
-        reduced_dempster_matches_reference,
-    ),
-    Law("opinions_matches_reference", "stage3", ("opinions",), opinions_matches_reference),
-    Law("reduced_dempster_masses", "stage3", ("reduced_dempster",), reduced_dempster_masses),
-    Law(
-        "reduced_dempster_vacuous_identity",
-        "stage3",
-        ("reduced_dempster",),
-        reduced_dempster_vacuous_identity,
-    ),
-    Law(
-        "reduced_dempster_bayes_identity",
-        "stage3",
-        ("reduced_dempster",),
-        reduced_dempster_bayes_identity,
-    ),
-    Law("calibrate_matches_reference", "calibrate", ("calibrate",), calibrate_matches_reference),
-    Law("calibrate_dtype_and_shape", "calibrate", ("calibrate",), calibrate_dtype_and_shape),
-    Law(
-        "calibrate_permutation_equivariance",
-        "calibrate",
-        ("calibrate",),
-        calibrate_permutation_equivariance,
-    ),
-    Law("calibrate_scale_equivariance", "calibrate", ("calibrate",), calibrate_scale_equivariance),
-    Law("calibrate_masses", "calibrate", ("calibrate",), calibrate_masses),
-    Law("calibrate_grad_in_hull", "calibrate", ("calibrate",), calibrate_grad_in_hull),
-    Law(
-        "calibrate_mask_equals_removal", "calibrate", ("calibrate",), calibrate_mask_equals_removal
-    ),
-    Law("calibrate_extreme_magnitudes", "calibrate", ("calibrate",), calibrate_extreme_magnitudes),
-    Law("calibrate_bayes_identity", "calibrate", ("calibrate",), calibrate_bayes_identity),
+LAWS: tuple[Law, ...] = tuple(
+    Law(check.__name__, stage, needs, check)
+    for stage, needs, check in (
+        ("stage1", ("empirical_moments",), empirical_matches_reference),
+        ("stage1", ("linear_head_moments",), linear_head_matches_reference),
+        ("stage2", ("evidence",), evidence_matches_reference),
+        ("stage2", ("evidence",), evidence_monotone),
+        ("stage3", ("reduced_dempster",), reduced_dempster_matches_reference),
+        ("stage3", ("opinions",), opinions_matches_reference),
+        ("stage3", ("reduced_dempster",), reduced_dempster_masses),
+        ("stage3", ("reduced_dempster",), reduced_dempster_vacuous_identity),
+        ("stage3", ("reduced_dempster",), reduced_dempster_bayes_identity),
+        ("calibrate", ("calibrate",), calibrate_matches_reference),
+        ("calibrate", ("calibrate",), calibrate_dtype_and_shape),
+        ("calibrate", ("calibrate",), calibrate_permutation_equivariance),
+        ("calibrate", ("calibrate",), calibrate_scale_equivariance),
+        ("calibrate", ("calibrate",), calibrate_masses),
+        ("calibrate", ("calibrate",), calibrate_grad_in_hull),
+        ("calibrate", ("calibrate",), calibrate_mask_equals_removal),
+        ("calibrate", ("calibrate",), calibrate_extreme_magnitudes),
+        ("calibrate", ("calibrate",), calibrate_bayes_identity),
+    )
 )
 
 LAWS_BY_NAME: dict[str, Law] = {law.name: law for law in LAWS}
