@@ -604,5 +604,3 @@ LAWS: tuple[Law, ...] = tuple(
         ("calibrate", ("calibrate",), calibrate_bayes_identity),
     )
 )
-
-LAWS_BY_NAME: dict[str, Law] = {law.name: law for law in LAWS}

@@ -17,8 +17,6 @@ from typing import Any
 
 import bogc_ref
 
-KNOWN_BACKENDS = ("numpy", "torch", "cupy")
-
 
 class UsageError(Exception):
     """A bad command line: unknown backend, a module or attribute that does not exist."""
