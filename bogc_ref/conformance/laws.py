@@ -117,15 +117,17 @@ def grad_scale(mean: np.ndarray, present: np.ndarray) -> np.ndarray:
     return np.asarray(np.max(clean, axis=-2))
 
 
-def _compare_calibration(
-    law: str, impl: Any, example: Example, got: Any, ref: Any, rtol: float, scale: np.ndarray
+def _compare_fields(
+    law: str,
+    impl: Any,
+    example: Example,
+    got: Any,
+    ref: Any,
+    rtol: float,
+    atols: dict[str, Any],
 ) -> None:
-    dtype = np.dtype(example.dtype)
-    for name in FIELDS:
-        atol: Any = {
-            "grad": rtol * scale,
-            "evidence": float(np.finfo(dtype).tiny),
-        }.get(name, rtol)
+    """Compare each field named in ``atols`` of two result tuples, with that field's atol."""
+    for name, atol in atols.items():
         _check(
             law,
             impl,
@@ -135,8 +137,17 @@ def _compare_calibration(
             getattr(ref, name),
             rtol=rtol,
             atol=atol,
-            dtype=dtype,
+            dtype=np.dtype(example.dtype),
         )
+
+
+def _compare_calibration(
+    law: str, impl: Any, example: Example, got: Any, ref: Any, rtol: float, scale: np.ndarray
+) -> None:
+    tiny = float(np.finfo(np.dtype(example.dtype)).tiny)
+    special = {"grad": rtol * scale, "evidence": tiny}
+    atols = {name: special.get(name, rtol) for name in FIELDS}
+    _compare_fields(law, impl, example, got, ref, rtol, atols)
 
 
 # --- calibrate -------------------------------------------------------------------------
@@ -365,18 +376,7 @@ def _stage3_rtol(example: Example) -> float:
 
 def _compare_opinion(law: str, impl: Any, example: Example, got: Any, ref: Any) -> None:
     rtol = _stage3_rtol(example)
-    for name in ("belief", "uncertainty"):
-        _check(
-            law,
-            impl,
-            example,
-            name,
-            getattr(got, name),
-            getattr(ref, name),
-            rtol=rtol,
-            atol=rtol,
-            dtype=np.dtype(example.dtype),
-        )
+    _compare_fields(law, impl, example, got, ref, rtol, {"belief": rtol, "uncertainty": rtol})
 
 
 def reduced_dempster_matches_reference(impl: Any, example: Example) -> None:
@@ -535,19 +535,11 @@ def _compare_stage1(
     ref = example.call(bogc_ref)
     rtol = rtol_for(example.dtype, "stage1", stage1_kappa(n)).rtol
     floors = floors or {}
-    for name in ref._fields:
-        r = getattr(ref, name)
-        _check(
-            law,
-            impl,
-            example,
-            name,
-            getattr(got, name),
-            r,
-            rtol=rtol,
-            atol=rtol * float(np.max(np.abs(r), initial=0.0)) + floors.get(name, 0.0),
-            dtype=np.dtype(example.dtype),
-        )
+    atols = {
+        name: rtol * float(np.max(np.abs(getattr(ref, name)), initial=0.0)) + floors.get(name, 0.0)
+        for name in ref._fields
+    }
+    _compare_fields(law, impl, example, got, ref, rtol, atols)
 
 
 def empirical_matches_reference(impl: Any, example: Example) -> None:
