@@ -41,6 +41,7 @@ from ._torch_calibrate import (
     CoreOptions,
     checked_out,
     linear_evidence,
+    reference_log_var,
     run_core,
     scalars_for,
 )
@@ -56,7 +57,7 @@ from ._torch_common import (
     saturate_exp,
     stub_of,
 )
-from ._torch_fusion import fuse, log_ref_precision, raw_log_evidence
+from ._torch_fusion import fuse, raw_log_evidence
 
 
 def _any(x: torch.Tensor) -> Any:
@@ -290,7 +291,11 @@ class TorchBackend:
                         t, checks.evidence, where)  # fmt: skip
             present = self._present(t, tuple(v.shape))
             vc = v.to(compute_dtype(v.dtype))
-            log_ref = log_ref_precision(vc, present).unsqueeze(-2) if mode_ == "relative" else None
+            log_ref = (
+                reference_log_var(vc, present).to(vc.dtype).unsqueeze(-2)
+                if mode_ == "relative"
+                else None
+            )
             p = present.unsqueeze(-1) if present is not None else None
             log_tau = math.log(tau_) if tau_ is not None else 0.0
             raw = raw_log_evidence(vc, log_ref, p, power_, log_tau)

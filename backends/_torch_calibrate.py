@@ -1,20 +1,25 @@
 """The calibrate pipeline on tensors: two passes over memory, compiled when it pays.
 
-Pass 1 (relative mode only) is one reduction over each leading index: the mean of
-``log var`` over present, informative entries (float64 accumulator). Pass 2 is one
-fused elementwise loop over D that, for each dimension, reads the M means and
-variances, forms the evidence (for p = 1 a ratio of variances, no log or exp; else in
-the log domain), fuses it (:mod:`._torch_fusion`) and stores the gradient (plus belief,
-uncertainty and evidence when the full result is asked for) straight into the output
-tensors: the caller's ``out=`` or fresh ones (:func:`empty_results`). With ``check`` the
-same loop also reduces one "bad input" flag (NaN or ±inf in a present mean, NaN or a
-negative variance in a present source).
+Pass 1 (relative mode only, :func:`reference_log_var`) is one reduction over each
+leading index: the mean of ``log var`` over present, informative entries, in float64. On
+the CPU it reads the exponent and significand bits (:mod:`._torch_log_mean`, one
+logarithm per block of entries instead of one per entry) and falls back to a logarithm
+per entry when an entry is 0, subnormal, infinite or NaN; on other devices it takes the
+logarithm per entry (no device-to-host read between the passes). Pass 2
+(:func:`calibrate_core`) is one fused elementwise loop over D that, for each dimension,
+reads the M means and variances, forms the evidence (for p = 1 a ratio of variances, no
+log or exp; else in the log domain), fuses it (:mod:`._torch_fusion`) and stores the
+gradient (plus belief, uncertainty and evidence when the full result is asked for)
+straight into the output tensors: the caller's ``out=`` or fresh ones
+(:func:`empty_results`). With ``check`` the same loop also reduces one "bad input" flag
+(NaN or ±inf in a present mean, NaN or a negative variance in a present source).
 
 Compilation policy: with ``torch.compile`` available and ``BOGC_TORCH_COMPILE`` not
-"0", inputs of at least :data:`COMPILE_MIN_ELEMENTS` entries run a compiled graph,
-cached per (M, dtype, device type, options); if compiling fails the reason is logged
-on the ``bogc_ref.backends.torch`` logger and that configuration runs eagerly from
-then on. Small inputs always run eagerly (same code, same results up to rounding).
+"0", inputs of at least :data:`COMPILE_MIN_ELEMENTS` entries run compiled graphs,
+cached per function and configuration (M, dtype, device type, options); if compiling
+fails the reason is logged on the ``bogc_ref.backends.torch`` logger and that
+configuration runs eagerly from then on. Small inputs always run eagerly (same code,
+same results up to rounding).
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ from __future__ import annotations
 import logging
 import math
 import os
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple, TypeVar
 
 import torch
 
@@ -38,6 +43,7 @@ from ._torch_fusion import (
     ratios,
     raw_log_evidence,
 )
+from ._torch_log_mean import LAYOUTS, LogVarMean, mean_log_var_by_bits
 
 LOGGER = logging.getLogger("bogc_ref.backends.torch")
 
@@ -120,6 +126,7 @@ def calibrate_core(
     mean: torch.Tensor,
     var: torch.Tensor,
     present: torch.Tensor | None,
+    log_ref: torch.Tensor | None,
     scalars: CoreScalars,
     options: CoreOptions,
     out: Targets,
@@ -127,7 +134,8 @@ def calibrate_core(
     r"""Evidence, fusion and :math:`\hat g_d = \sum_m \hat b_{md}\mu_{md}` (or the normalised
     :math:`\sum_m e_{md}\mu_{md}/\sum_n e_{nd}`) for ``mean``, ``var`` of shape (..., M, D).
 
-    Writes grad, or (grad, belief, uncertainty, evidence), into ``out``.
+    ``log_ref`` is pass 1's :math:`\overline{\log var}` (..., 1) (relative mode; None in
+    fixed mode). Writes grad, or (grad, belief, uncertainty, evidence), into ``out``.
     Everything is computed in the compute dtype and cast to ``options.out_dtype``.
     Returns the 0-d bad-input flag if ``options.check``, else None.
 
@@ -142,7 +150,6 @@ def calibrate_core(
     p_m = [present[..., m].unsqueeze(-1) if present is not None else None for m in m_range]
     vs = [var[..., m, :].to(cdt) for m in m_range]
     mus = [mean[..., m, :].to(cdt) for m in m_range]
-    log_ref = mean_log_var(var.to(cdt), present) if options.relative else None
     if options.linear:
         ref_var = torch.exp(log_ref).to(cdt) if log_ref is not None else scalars.inv_tau
         r = ratios(vs, p_m, ref_var)
@@ -180,13 +187,10 @@ def calibrate_core(
     return ~all_ok.all()
 
 
-Core = Callable[
-    [torch.Tensor, torch.Tensor, torch.Tensor | None, CoreScalars, Targets],
-    torch.Tensor | None,
-]
+T = TypeVar("T")
 
-_COMPILED: dict[tuple[CoreOptions, str], Core] = {}
-_FAILED: dict[tuple[CoreOptions, str], str] = {}
+_COMPILED: dict[Hashable, Callable[..., Any]] = {}
+_FAILED: dict[Hashable, str] = {}
 
 
 def compile_enabled() -> bool:
@@ -194,21 +198,48 @@ def compile_enabled() -> bool:
     return os.environ.get("BOGC_TORCH_COMPILE", "1") != "0" and hasattr(torch, "compile")
 
 
-def _compiled(options: CoreOptions, device_type: str) -> Core:
-    key = (options, device_type)
-    if key not in _COMPILED:
+def _call(function: Callable[..., T], key: Hashable, compiled: bool, *args: Any) -> T:
+    """``function(*args)``, through its compiled graph (cached under ``key``) if ``compiled``.
 
-        def specialised(
-            mean: torch.Tensor,
-            var: torch.Tensor,
-            present: torch.Tensor | None,
-            scalars: CoreScalars,
-            out: Targets,
-        ) -> torch.Tensor | None:
-            return calibrate_core(mean, var, present, scalars, options, out)
+    A compilation failure is logged once per key; that key runs eagerly from then on.
+    """
+    if compiled and compile_enabled() and key not in _FAILED:
+        try:
+            if key not in _COMPILED:
+                _COMPILED[key] = torch.compile(function, dynamic=False)
+            result: T = _COMPILED[key](*args)
+            return result
+        except Exception as exc:  # compiler missing, toolchain error, unsupported device
+            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            _FAILED[key] = reason
+            LOGGER.warning("torch.compile failed for %s; running eagerly (%s)", key, reason)
+    return function(*args)
 
-        _COMPILED[key] = torch.compile(specialised, dynamic=False)
-    return _COMPILED[key]
+
+def _log_mean_by_bits(var: torch.Tensor, present: torch.Tensor | None) -> LogVarMean:
+    return mean_log_var_by_bits(var.to(compute_dtype(var.dtype)), present)
+
+
+def _log_mean_by_logs(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+    return mean_log_var(var.to(compute_dtype(var.dtype)), present)
+
+
+def reference_log_var(
+    var: torch.Tensor, present: torch.Tensor | None, compiled: bool = False
+) -> torch.Tensor:
+    r"""Pass 1: :math:`\overline{\log var}` (..., 1) in float64 for ``var`` (..., M, D) of any
+    float dtype, over present, informative entries (0 where there are none).
+
+    On the CPU, :func:`._torch_log_mean.mean_log_var_by_bits`, unless an entry of a present
+    source is not a positive normal finite number; then (and on other devices)
+    :func:`._torch_fusion.mean_log_var`. ``compiled``: through ``torch.compile``.
+    """
+    device = var.device.type
+    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS:
+        by_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
+        if bool(by_bits.usable):
+            return by_bits.mean
+    return _call(_log_mean_by_logs, ("log-mean", device), compiled, var, present)
 
 
 def run_core(
@@ -221,7 +252,8 @@ def run_core(
     out: tuple[torch.Tensor, ...] | None = None,
     compile_mode: str = "auto",
 ) -> tuple[torch.Tensor, ...]:
-    """Run :func:`calibrate_core`, compiled or eager, into ``out`` (fresh tensors if None).
+    """Pass 1 (:func:`reference_log_var`, relative mode) then :func:`calibrate_core`, compiled
+    or eager, into ``out`` (fresh tensors if None).
 
     Returns ``out``'s tensors, then the bad-input flag if ``options.check``.
     ``compile_mode``: "auto" (compiled for large inputs when enabled), "always" or
@@ -230,25 +262,27 @@ def run_core(
     """
     if out is None:
         out = empty_results(mean, options.want_all)
-    targets = targets_of(out)
-    key = (options, var.device.type)
-    use_compiled = (
-        compile_mode == "always" or (compile_mode == "auto" and var.numel() >= COMPILE_MIN_ELEMENTS)
-    ) and compile_mode != "never"
-    flag: torch.Tensor | None = None
-    if use_compiled and compile_enabled() and key not in _FAILED:
-        try:
-            flag = _compiled(options, var.device.type)(mean, var, present, scalars, targets)
-            return out if flag is None else (*out, flag)
-        except Exception as exc:  # compiler missing, toolchain error, unsupported device
-            reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
-            _FAILED[key] = reason
-            LOGGER.warning("torch.compile failed for %s; running eagerly (%s)", options, reason)
-    flag = calibrate_core(mean, var, present, scalars, options, targets)
+    compiled = compile_mode == "always" or (
+        compile_mode == "auto" and var.numel() >= COMPILE_MIN_ELEMENTS
+    )
+    log_ref = reference_log_var(var, present, compiled) if options.relative else None
+
+    def core(
+        mean: torch.Tensor,
+        var: torch.Tensor,
+        present: torch.Tensor | None,
+        log_ref: torch.Tensor | None,
+        scalars: CoreScalars,
+        targets: Targets,
+    ) -> torch.Tensor | None:
+        return calibrate_core(mean, var, present, log_ref, scalars, options, targets)
+
+    key = ("calibrate", options, var.device.type)
+    flag = _call(core, key, compiled, mean, var, present, log_ref, scalars, targets_of(out))
     return out if flag is None else (*out, flag)
 
 
-def compile_failures() -> dict[tuple[CoreOptions, str], str]:
+def compile_failures() -> dict[Hashable, str]:
     """Configurations whose compilation failed, with the logged reason."""
     return dict(_FAILED)
 

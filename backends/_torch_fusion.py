@@ -42,11 +42,6 @@ def mean_log_var(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tenso
     return (total / count.clamp(min=1)).unsqueeze(-1)
 
 
-def log_ref_precision(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
-    """:func:`mean_log_var` in ``var``'s dtype."""
-    return mean_log_var(var, present).to(var.dtype)
-
-
 def raw_log_evidence(
     var: torch.Tensor,
     log_ref: torch.Tensor | None,

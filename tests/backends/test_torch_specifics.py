@@ -87,6 +87,13 @@ def test_compiled_path_equals_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     got = compiled.calibrate(mean, torch.from_numpy(wide), mask=mask)
     ref = bogc_ref.calibrate(mean.numpy(), wide, mask=mask.numpy())
     _assert_conforms(got, ref, mean.numpy(), wide, mask.numpy())
+    # Without the dogmatic and vacuous columns, pass 1 reads bits (a graph of its own).
+    normal_mean, normal = mean[:, 2:], np.ascontiguousarray(wide[:, 2:])
+    got = compiled.calibrate(normal_mean, torch.from_numpy(normal), mask=mask)
+    ref = bogc_ref.calibrate(normal_mean.numpy(), normal, mask=mask.numpy())
+    _assert_conforms(got, ref, normal_mean.numpy(), normal, mask.numpy())
+    assert not _torch_calibrate.compile_failures(), _torch_calibrate.compile_failures()
+    assert any("log-mean-bits" in key for key in _torch_calibrate._COMPILED)
 
 
 def _assert_conforms(

@@ -1,0 +1,111 @@
+"""Pass 1 on the CPU from exponent and significand bits (``_torch_log_mean``), against
+float64 logarithms of the same inputs, and the fallback to one logarithm per entry."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from backend_cases import TORCH
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+
+from bogc_ref.backends import _torch_calibrate  # noqa: E402
+from bogc_ref.backends._torch_log_mean import BLOCK, mean_log_var_by_bits  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not TORCH, reason="PyTorch is not installed")
+
+TINY32 = float(np.finfo(np.float32).tiny)
+MAX32 = float(np.finfo(np.float32).max)
+
+
+def _exact_mean_log(var: np.ndarray, present: np.ndarray | None = None) -> np.ndarray:
+    """Σ log v / count over present sources, each log taken in float64 (math.fsum)."""
+    lead = var.shape[:-2]
+    out = np.zeros(lead)
+    for index in np.ndindex(*lead):
+        rows = var[index]
+        keep = present[index] if present is not None else np.ones(rows.shape[0], bool)
+        logs = [math.log(float(x)) for row in rows[keep] for x in row]
+        out[index] = math.fsum(logs) / max(len(logs), 1)
+    return out
+
+
+def _log_uniform(shape: tuple[int, ...], low: float, high: float, seed: int) -> np.ndarray:
+    return np.exp(np.random.default_rng(seed).uniform(low, high, shape))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize(
+    "shape",
+    [(3, 1), (3, BLOCK - 1), (3, BLOCK), (2, 5 * BLOCK + 17), (2, 4, 3 * BLOCK + 1)],
+    ids=lambda s: "x".join(map(str, s)),
+)
+def test_mean_log_matches_float64_logs(dtype: str, shape: tuple[int, ...]) -> None:
+    var = _log_uniform(shape, -80.0, 80.0, seed=len(shape) + shape[-1]).astype(dtype)
+    got = mean_log_var_by_bits(torch.from_numpy(var), None)
+    assert bool(got.usable)
+    assert got.mean.dtype == torch.float64 and tuple(got.mean.shape) == (*shape[:-2], 1)
+    # Error bound: B roundings of float64 per block product, about 1e-14 in the mean.
+    np.testing.assert_allclose(got.mean[..., 0].numpy(), _exact_mean_log(var), rtol=0, atol=1e-13)
+
+
+def test_extreme_exponents_are_exact_in_the_exponent_sum() -> None:
+    """The smallest normal and the largest finite float32 together, in one block (terms of
+    ±88 cancel: a few float64 roundings of them, 1e-14, is the error to expect)."""
+    var = np.array([[TINY32, MAX32, 1.0, 2.0**-126, 2.0**127]], dtype=np.float32)
+    got = mean_log_var_by_bits(torch.from_numpy(var), None)
+    assert bool(got.usable)
+    np.testing.assert_allclose(float(got.mean), _exact_mean_log(var)[()], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1e-40, math.inf, math.nan, -1.0],
+    ids=["0", "-0", "subnormal", "inf", "nan", "negative"],
+)
+def test_entries_outside_positive_normals_make_the_sums_unusable(value: float) -> None:
+    var = np.full((3, 2 * BLOCK), 0.5, dtype=np.float32)
+    var[1, BLOCK + 3] = value
+    assert not bool(mean_log_var_by_bits(torch.from_numpy(var), None).usable)
+    # A masked-out source does not count, whatever it holds.
+    present = torch.tensor([True, False, True])
+    got = mean_log_var_by_bits(torch.from_numpy(var), present)
+    assert bool(got.usable)
+    np.testing.assert_allclose(float(got.mean), math.log(0.5), rtol=1e-15)
+
+
+def test_mask_per_leading_index_and_nothing_present() -> None:
+    var = _log_uniform((2, 3, 300), -5.0, 5.0, seed=3).astype(np.float32)
+    present = np.array([[True, False, True], [False, False, False]])
+    got = mean_log_var_by_bits(torch.from_numpy(var), torch.from_numpy(present))
+    expected = _exact_mean_log(var, present)
+    assert expected[1] == 0.0
+    np.testing.assert_allclose(got.mean[..., 0].numpy(), expected, rtol=0, atol=1e-13)
+
+
+def test_cpu_pass_one_reads_bits_and_falls_back_to_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Positive normal inputs never take a logarithm per entry; a zero sends the call to the
+    per-entry logarithms (dogmatic entries excluded), with the same answer as those give."""
+    calls: list[str] = []
+    by_logs = _torch_calibrate._log_mean_by_logs
+
+    def counting(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
+        calls.append("logs")
+        return by_logs(var, present)
+
+    monkeypatch.setattr(_torch_calibrate, "_log_mean_by_logs", counting)
+    var = _log_uniform((3, 1000), -30.0, 30.0, seed=5).astype(np.float32)
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        v = torch.from_numpy(var).to(dtype).clamp(min=1e-3, max=1e3)  # normal in float16
+        got = _torch_calibrate.reference_log_var(v, None)
+        assert calls == [], dtype
+        np.testing.assert_allclose(
+            float(got), _exact_mean_log(v.double().numpy())[()], rtol=0, atol=1e-13
+        )
+    var[2, 7] = 0.0
+    got = _torch_calibrate.reference_log_var(torch.from_numpy(var), None)
+    assert calls == ["logs"]
+    informative = np.delete(var.ravel(), 2 * 1000 + 7)
+    np.testing.assert_allclose(float(got), np.log(informative.astype(np.float64)).mean(), rtol=1e-6)
