@@ -1,7 +1,8 @@
 """calibrate on the CPU: PyTorch backend vs the NumPy reference, in one process.
 
 Prints, for each variant, its best time, the speed-up over the reference and the fraction
-of the measured copy bandwidth reached, counting bytes two ways:
+of the measured copy bandwidth reached (``roofline.cpu_copy_bandwidth``: the faster of
+NumPy's and torch's copy), counting bytes two ways (``roofline.py``):
 
 * minimum: what relative mode must move: read var once (reference precision), read
   mean and var once more, write grad: 4 (3 M D + D) bytes for float32;
@@ -10,7 +11,7 @@ of the measured copy bandwidth reached, counting bytes two ways:
   uncertainty (D): 4 (5 M D + 2 D) bytes.
 
 Variants: the reference; torch calibrate and calibrate_grad with fresh outputs and with
-``out=`` (caller-owned tensors reused across calls: no allocation, no first touch of fresh
+``out=`` (an earlier call's result reused: no allocation, no first touch of fresh
 memory), all with the defaults (check_finite=True, compiled). A backend without ``out=``
 (an older checkout) prints "n/a" for those rows.
 
@@ -20,32 +21,20 @@ Usage: python benchmarks/compare_calibrate_cpu.py [--log2d 24] [--m 3] [--repeat
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import bogc_ref
+from benchmarks.roofline import best_seconds, cpu_copy_bandwidth, full_result_bytes, minimum_bytes
 from bogc_ref.backends import get_backend
-
-
-def best_of(func: Callable[[], object], repeat: int) -> float:
-    """The fastest of ``repeat`` timed calls, in seconds."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def copy_bandwidth(n_bytes: int = 1 << 28, repeat: int = 5) -> float:
-    """Bytes per second of ``dst.copy_(src)`` (read + write counted) on large buffers."""
-    src = torch.ones(n_bytes // 4)
-    dst = torch.empty_like(src)
-    dst.copy_(src)
-    return 2 * n_bytes / best_of(lambda: dst.copy_(src), repeat)
 
 
 def timed(func: Callable[[], object], repeat: int) -> float | None:
@@ -55,7 +44,7 @@ def timed(func: Callable[[], object], repeat: int) -> float | None:
     except TypeError as exc:  # e.g. "unexpected keyword argument 'out'"
         print(f"  (skipped: {exc})")
         return None
-    return best_of(func, repeat)
+    return best_seconds(func, repeat)
 
 
 def main() -> None:
@@ -71,14 +60,14 @@ def main() -> None:
     var = (rng.random((m, d)) + 0.1).astype(np.float32)
     tm, tv = torch.from_numpy(mean), torch.from_numpy(var)
     backend = get_backend("torch")
-    out = bogc_ref.Calibration(torch.empty(d), torch.empty(m, d), torch.empty(d), torch.empty(m, d))
-    grad_out = torch.empty(d)
 
     start = time.perf_counter()
-    backend.calibrate(tm, tv)  # compiles (once per configuration)
+    out = backend.calibrate(tm, tv)  # compiles (once per configuration)
     first = time.perf_counter() - start
-    minimum = 4 * (3 * m * d + d)
-    full = 4 * (5 * m * d + 2 * d)
+    # out= reuses an earlier result, as docs/backends.md advises: its large buffers sit on
+    # huge pages (torch.empty buffers on 4 KiB pages measured about 35% slower as out=).
+    grad_out = backend.calibrate_grad(tm, tv)
+    minimum, full = minimum_bytes(m, d), full_result_bytes(m, d)
     variants: list[tuple[str, Callable[[], object], int, int]] = [
         ("numpy reference calibrate", lambda: bogc_ref.calibrate(mean, var), full, 1),
         ("torch calibrate (fresh outputs)", lambda: backend.calibrate(tm, tv), full, args.repeat),
@@ -93,10 +82,11 @@ def main() -> None:
         eager.compile_mode = "never"
         variants.append(("torch eager calibrate", lambda: eager.calibrate(tm, tv), full, 1))
     times = [(name, timed(func, repeat), written) for name, func, written, repeat in variants]
-    bandwidth = copy_bandwidth()
+    copy = cpu_copy_bandwidth()
+    bandwidth = copy.bytes_per_second
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, M={m}, D=2^{args.log2d}")
-    print(f"copy bandwidth (torch copy_, read+write): {bandwidth / 1e9:.1f} GB/s")
+    print(f"copy bandwidth (read + write; {copy.source}): {bandwidth / 1e9:.1f} GB/s")
     print(f"first torch call (includes compilation): {first:.2f} s")
     print(f"{'variant':38s} {'time s':>8s} {'x ref':>7s} {'min-bytes BW':>13s} {'written BW':>11s}")
     t_ref = times[0][1]
