@@ -6,6 +6,7 @@ against, and (where a second derivation exists) against an independent formula.
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
 import sys
@@ -208,3 +209,36 @@ def test_asv_check_passes() -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No problems found" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_roofline_bytes_are_the_arrays_each_call_touches() -> None:
+    """The byte counts of roofline.py from the arrays themselves: calibrate_grad reads var
+    twice (pass 1, pass 2) and mean once and writes grad; calibrate writes every field."""
+    from benchmarks.roofline import CALLS
+
+    m, d = 3, 1000
+    mean = np.zeros((m, d), np.float32)
+    var = np.ones((m, d), np.float32)
+    full = bogc_ref.calibrate(mean, var)
+    grad_only = 2 * var.nbytes + mean.nbytes + full.grad.nbytes
+    assert CALLS["calibrate_grad"](m, d) == grad_only
+    assert CALLS["calibrate"](m, d) == grad_only + sum(
+        getattr(full, name).nbytes for name in ("belief", "uncertainty", "evidence")
+    )
+
+
+def test_roofline_runs_and_reports_every_call() -> None:
+    """A small run: a copy baseline, and a time and a fraction for every call each backend
+    offers (no timing check: the figures are for the reader)."""
+    from benchmarks.roofline import report, roofline_rows
+
+    labels = ["numpy", "torch-cpu"] if importlib.util.find_spec("torch") else ["numpy"]
+    copy, _, rows = roofline_rows(labels, 2, 1 << 12, repeats=1)
+    assert copy.bytes_per_second > 0 and copy.source
+    calls = {(row["backend"], row["call"]) for row in rows if "skipped" not in row}
+    assert ("numpy", "calibrate") in calls
+    if "torch-cpu" in labels:
+        assert {("torch-cpu", "calibrate"), ("torch-cpu", "calibrate_grad")} <= calls
+    text = report(copy, None, rows, 2, 1 << 12)
+    assert all(row["fraction"] > 0 for row in rows if "skipped" not in row)
+    assert "minimum bytes only" in text
