@@ -267,18 +267,19 @@ def run_core(
     )
     log_ref = reference_log_var(var, present, compiled) if options.relative else None
 
-    def core(
-        mean: torch.Tensor,
-        var: torch.Tensor,
-        present: torch.Tensor | None,
-        log_ref: torch.Tensor | None,
-        scalars: CoreScalars,
-        targets: Targets,
-    ) -> torch.Tensor | None:
-        return calibrate_core(mean, var, present, log_ref, scalars, options, targets)
-
     key = ("calibrate", options, var.device.type)
-    flag = _call(core, key, compiled, mean, var, present, log_ref, scalars, targets_of(out))
+    flag = _call(
+        calibrate_core,
+        key,
+        compiled,
+        mean,
+        var,
+        present,
+        log_ref,
+        scalars,
+        options,
+        targets_of(out),
+    )
     return out if flag is None else (*out, flag)
 
 
