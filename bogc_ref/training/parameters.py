@@ -80,7 +80,7 @@ def calibrated_param_grads(
         mask: (M,) bool, True = source present in this batch.
 
     Returns:
-        The Calibration of the flattened parameters: grad (P,), belief (M, P), ...
+        The ``Calibration`` of the flattened parameters (grad (P,), belief (M, P), ...).
     """
     named = dict(module.named_parameters())
     names = [n for n, p in named.items() if p.requires_grad] if params is None else list(params)
