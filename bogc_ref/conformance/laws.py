@@ -26,7 +26,7 @@ import numpy as np
 import bogc_ref
 
 from .compare import compare_array
-from .tolerances import eps, evidence_kappa, rtol_for, stage1_kappa
+from .tolerances import eps, evidence_tolerance, rtol_for, stage1_kappa, stage3_tolerance
 
 FIELDS = ("grad", "belief", "uncertainty", "evidence")
 
@@ -107,8 +107,18 @@ def _present(example: Example) -> np.ndarray:
 def calibrate_rtol(example: Example, var: np.ndarray | None = None) -> float:
     """rtol of a calibrate example (κ from its variances and power)."""
     var = example.arrays["var"] if var is None else var
-    kappa = evidence_kappa(var, example.kwargs.get("power", 1.0), _present(example))
-    return rtol_for(example.dtype, "calibrate", kappa).rtol
+    return _evidence_rtol(example, var, "calibrate")
+
+
+def _evidence_rtol(example: Example, var: np.ndarray, stage: str) -> float:
+    return evidence_tolerance(
+        var,
+        example.dtype,
+        stage,
+        power=example.kwargs.get("power", 1.0),
+        mode=example.kwargs.get("mode", "relative"),
+        present=_present(example),
+    ).rtol
 
 
 def grad_scale(mean: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -371,7 +381,7 @@ def calibrate_bayes_identity(impl: Any, example: Example) -> None:
 
 
 def _stage3_rtol(example: Example) -> float:
-    return rtol_for(example.dtype, "stage3").rtol
+    return stage3_tolerance(example.arrays[example.positional[0]].shape, example.dtype).rtol
 
 
 def _compare_opinion(law: str, impl: Any, example: Example, got: Any, ref: Any) -> None:
@@ -483,10 +493,7 @@ def evidence_matches_reference(impl: Any, example: Example) -> None:
     """Evidence equals the reference's (relative tolerance, +inf and 0 exactly)."""
     got = example.call(impl)
     ref = example.call(bogc_ref)
-    kappa = evidence_kappa(
-        example.arrays["var"], example.kwargs.get("power", 1.0), _present(example)
-    )
-    rtol = rtol_for(example.dtype, "stage2", kappa).rtol
+    rtol = _evidence_rtol(example, example.arrays["var"], "stage2")
     dtype = np.dtype(example.dtype)
     _check(
         "evidence_matches_reference",
@@ -506,8 +513,7 @@ def evidence_monotone(impl: Any, example: Example) -> None:
     got = np.asarray(example.call(impl), dtype=np.float64)
     var = example.arrays["var"].astype(np.float64)
     present = _present(example)
-    kappa = evidence_kappa(var, example.kwargs.get("power", 1.0), present)
-    rtol = rtol_for(example.dtype, "stage2", kappa).rtol
+    rtol = _evidence_rtol(example, var, "stage2")
     lead = var.shape[:-2]
     for index in np.ndindex(*lead):
         v = var[index][present[index]]

@@ -21,11 +21,12 @@ from .compare import Comparison, compare_array, failed, merge
 from .golden import GoldenCase, output_fields
 from .runtime import CaseTimeout
 from .tolerances import (
-    evidence_kappa,
+    evidence_tolerance,
     mc_standard_errors,
     mc_z_threshold,
     rtol_for,
     stage1_kappa,
+    stage3_tolerance,
 )
 
 
@@ -69,12 +70,17 @@ def case_rtol(case: GoldenCase, dtype: str) -> float:
     stage = case.stage
     if stage in ("stage2", "calibrate"):
         var = case.inputs["var"].astype(dtype)
-        kappa = evidence_kappa(var, case.kwargs.get("power", 1.0), _present(case, var.shape))
-    elif stage == "stage3":
-        kappa = 1.0
-    else:
-        kappa = stage1_kappa(_reduction_length(case), case.cond)
-    return rtol_for(dtype, stage, kappa).rtol
+        return evidence_tolerance(
+            var,
+            dtype,
+            stage,
+            power=case.kwargs.get("power", 1.0),
+            mode=case.kwargs.get("mode", "relative"),
+            present=_present(case, var.shape),
+        ).rtol
+    if stage == "stage3":
+        return stage3_tolerance(case.inputs[case.positional[0]].shape, dtype).rtol
+    return rtol_for(dtype, stage, stage1_kappa(_reduction_length(case), case.cond)).rtol
 
 
 def _atol(case: GoldenCase, field: str, dtype: str, rtol: float, ref: np.ndarray) -> Any:
