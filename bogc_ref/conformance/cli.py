@@ -252,10 +252,14 @@ def run_vectors(args: argparse.Namespace) -> int:
     if not (directory / golden.MANIFEST).is_file():
         print(f"bogc-ref vectors: error: no {golden.MANIFEST} in {directory}", file=sys.stderr)
         return 2
-    problems = golden.drift(directory)
-    if problems:
-        print(f"golden vectors drift ({len(problems)} differences):")
-        for p in problems:
+    drift = golden.drift_report(directory)
+    if drift.rounding:
+        print(f"platform rounding within the tolerance policy ({len(drift.rounding)} arrays):")
+        for line in drift.rounding:
+            print(f"  {line}")
+    if drift.problems:
+        print(f"golden vectors drift ({len(drift.problems)} differences):")
+        for p in drift.problems:
             print(f"  {p}")
         return 1
     print(f"golden vectors in {directory}: no drift (spec_version {bogc_ref.SPEC_VERSION})")

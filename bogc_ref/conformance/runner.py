@@ -150,6 +150,15 @@ def check_golden(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
     )
 
 
+def compare_outputs(
+    case: GoldenCase, field: str, got: np.ndarray, expected: np.ndarray, rtol: float
+) -> Comparison:
+    """One float64 output field of ``case`` against ``expected`` under the case's policy."""
+    return compare_array(
+        field, got, expected, rtol=rtol, atol=_atol(case, field, "float64", rtol, expected)
+    )
+
+
 def _compare_fields(case: GoldenCase, dtype: str, rtol: float, result: Any) -> Comparison:
     expected = case.expected(dtype)
     fields = output_fields(case.function)
