@@ -37,7 +37,6 @@ from . import _checks as checks
 from . import _torch_stage1 as stage1
 from ._errors import BackendUnavailable
 from ._replay import replay_on_host, validate
-from ._torch_dempster import dempster_combine as _dempster_combine
 from ._torch_calibrate import (
     CoreOptions,
     checked_out,
@@ -58,6 +57,7 @@ from ._torch_common import (
     saturate_exp,
     stub_of,
 )
+from ._torch_dempster import dempster_combine as _dempster_combine
 from ._torch_fusion import fuse, raw_log_evidence
 
 

@@ -320,7 +320,8 @@ def _judge_outputs(old: GoldenCase, new: GoldenCase, report: DriftReport) -> Non
         after = new.outputs[key]
         label = f"{old.name}.out.{key}"
         if not _same_layout(before, after):
-            report.problems.append(f"{label}: {before.dtype}{before.shape} -> {after.dtype}{after.shape}")
+            layout = f"{before.dtype}{before.shape} -> {after.dtype}{after.shape}"
+            report.problems.append(f"{label}: {layout}")
             continue
         if np.array_equal(before, after, equal_nan=True):
             continue
@@ -328,7 +329,8 @@ def _judge_outputs(old: GoldenCase, new: GoldenCase, report: DriftReport) -> Non
         ulps = ulp_distance(before, after)
         if comparison.ok:
             report.rounding.append(
-                f"{label}: up to {ulps} ULP ({comparison.ratio:.2g} of the tolerance, rtol {rtol:.3g})"
+                f"{label}: up to {ulps} ULP "
+                f"({comparison.ratio:.2g} of the tolerance, rtol {rtol:.3g})"
             )
         else:
             report.problems.append(f"{label}: changed beyond the tolerance: {comparison.reason}")
