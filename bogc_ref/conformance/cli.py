@@ -22,6 +22,7 @@ import bogc_ref
 
 from . import golden
 from .adapter import Adapter
+from .fresh import run_fresh
 from .loading import UsageError, available_backends, open_candidate
 from .report import ImplementationReport, Progress, as_json, render, verdict
 from .runner import CaseResult, check_golden, check_monte_carlo
@@ -165,6 +166,8 @@ def run_verify(args: argparse.Namespace) -> int:
         for adapter, present, todo in plans:
             report = ImplementationReport(adapter.name, adapter.spec, adapter.version, present)
             report.results.extend(_golden_results(adapter, todo, progress))
+            for dtype in dtypes:  # the fresh tier (bogc_ref.conformance.fresh)
+                report.results.extend(run_fresh(adapter, dtype))
             if "softmax_head_moments" in present.get("stage1", ()):
                 mc_case = golden.load_case("softmax_mc_eps")
                 for dtype in dtypes:

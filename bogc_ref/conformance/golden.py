@@ -82,6 +82,7 @@ class GoldenCase:
     dtypes: tuple[str, ...]
     cond: float
     description: str
+    tier: str = "golden"
 
     @property
     def stage(self) -> str:

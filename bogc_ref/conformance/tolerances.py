@@ -262,3 +262,68 @@ def describe() -> dict[str, Any]:
         "eps": {"float32": eps("float32"), "float64": eps("float64")},
         "nan": "never allowed in an output",
     }
+
+
+def _inf_norm(x: Any) -> float:
+    a = np.asarray(x, dtype=np.float64)
+    return float(np.max(np.abs(a), initial=0.0)) if a.size else 0.0
+
+
+def _linear_head_terms(inputs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Componentwise term magnitudes of the squared-error head's moments, (B, D) each."""
+    h, y, mu, cov = (
+        np.abs(np.asarray(inputs[k], np.float64)) for k in ("h", "y", "w_mean", "w_cov")
+    )
+    d = h.shape[1]
+    h_tilde = np.hstack([h, np.ones((h.shape[0], 1))])
+    rho = h_tilde @ mu.T + y  # (B, K): |μ|·|h̃| + |y|
+    sigma_h = np.einsum("kij,bj->bki", cov, h_tilde)
+    s2 = np.einsum("bki,bi->bk", sigma_h, h_tilde)[..., None]
+    c = sigma_h[..., :d]
+    a = mu[:, :d]
+    sigma2 = np.diagonal(cov, axis1=1, axis2=2)[:, :d]
+    r = rho[..., None]
+    mean = np.sum(r * a + c, axis=1)
+    var = np.sum(r * r * sigma2 + a * a * s2 + 2 * r * a * c + s2 * sigma2 + c * c, axis=1)
+    return {"mean": mean, "var": var}
+
+
+def stage1_term_scales(
+    function: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    r"""The magnitude of the terms each stage-1 output is summed from (its atol is rtol times
+    this, or times max|output| when larger).
+
+    A sum is accurate relative to its terms, not to its value: where the terms cancel
+    (a saturated softmax, a zero representation), the output is tiny and its error is
+    still ε times the terms (n = D+1 below):
+
+    * ``linear_head_moments``, componentwise (arrays (B, D)): the spec's formulas evaluated
+      on absolute values, :math:`|\rho| \to |\mu||\tilde h| + |y|`,
+      :math:`c \to |\Sigma||\tilde h|`, :math:`s^2 \to |\tilde h|^\top|\Sigma||\tilde h|`;
+      every variance term carries a covariance factor, so a one-pass
+      :math:`E[g^2] - E[g]^2`, whose error is ε·E[g]², stays far outside for concentrated
+      posteriors;
+    * ``softmax_head_moments`` (stored eps): weights
+      :math:`W \lesssim \mu + \sqrt{K n \Sigma}\,\max|\varepsilon|`, mean 2W (the residual
+      p − y has 1-norm at most 2), var :math:`2W(\sqrt{\max\mathrm{var}} + 2W\varepsilon)`
+      (the two-pass error of a sample variance whose draws are each off by 2Wε);
+    * ``softmax_head_moments_linearized``: mean 2μ, var :math:`(2 + 4 n \mu h)^2\Sigma`
+      (the 1-norm of a Jacobian row squared times the covariance);
+    * others (posteriors: solves, normwise; empirical moments): none beyond max|output|.
+    """
+    if function == "linear_head_moments":
+        return _linear_head_terms(inputs)
+    if function == "softmax_head_moments":
+        n_params = inputs["w_cov"].shape[0]
+        eps_max = _inf_norm(inputs["eps"]) if "eps" in inputs else 6.0
+        w = _inf_norm(inputs["w_mean"]) + np.sqrt(n_params * _inf_norm(inputs["w_cov"])) * eps_max
+        # Each draw's g is off by ε·2W, so its deviations are too: (2W)²ε on top.
+        unit = eps(np.asarray(outputs["var"]).dtype)
+        spread = np.sqrt(_inf_norm(outputs["var"])) + 2 * w * unit
+        return {"mean": 2 * w, "var": float(2 * w * spread)}
+    if function == "softmax_head_moments_linearized":
+        n = inputs["h"].shape[1] + 1
+        mu, h = _inf_norm(inputs["w_mean"]), max(1.0, _inf_norm(inputs["h"]))
+        return {"mean": 2 * mu, "var": (2 + 4 * n * mu * h) ** 2 * _inf_norm(inputs["w_cov"])}
+    return {}

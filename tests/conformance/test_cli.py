@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -129,7 +130,8 @@ def test_misbehaving_candidate_fails_case_by_case(capsys: pytest.CaptureFixture[
     assert "raised RuntimeError: not implemented here" in out  # empirical_moments
     assert "shape (1, 3), expected (5, 3)" in out  # linear_head_moments
     # The run went on: later calibrate cases were still checked and passed.
-    assert "calibrate  float32  16/17" in out
+    # (17 golden + 5 fresh calibrate cases in float32; only cal_M1_D1 hangs)
+    assert re.search(r"calibrate +float32 +21/22 ", out)
 
 
 @pytest.mark.parametrize(
