@@ -22,6 +22,7 @@ import bogc_ref
 
 from . import golden
 from .adapter import Adapter
+from .contract import run_contract
 from .fresh import run_fresh
 from .loading import UsageError, available_backends, open_candidate
 from .report import ImplementationReport, Progress, as_json, render, verdict
@@ -166,8 +167,9 @@ def run_verify(args: argparse.Namespace) -> int:
         for adapter, present, todo in plans:
             report = ImplementationReport(adapter.name, adapter.spec, adapter.version, present)
             report.results.extend(_golden_results(adapter, todo, progress))
-            for dtype in dtypes:  # the fresh tier (bogc_ref.conformance.fresh)
+            for dtype in dtypes:  # the fresh and contract tiers (11b)
                 report.results.extend(run_fresh(adapter, dtype))
+                report.results.extend(run_contract(adapter, dtype))
             if "softmax_head_moments" in present.get("stage1", ()):
                 mc_case = golden.load_case("softmax_mc_eps")
                 for dtype in dtypes:
@@ -190,8 +192,9 @@ def run_verify(args: argparse.Namespace) -> int:
     line = verdict(reports)
     if not args.quiet:
         tolerance_line = (
-            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa); "
-            "floors float64 1e-12 (stage1 1e-11), float32 16 eps (stage1 32 eps); "
+            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa + R), "
+            "R = gamma(n)*cond of the reductions; floors float64 1e-12 (stage1 1e-11), "
+            "float32 16 eps (stage1 32 eps); err/tol = error in units of the tolerance; "
             "rtol of each case in --json"
         )
         print(

@@ -83,9 +83,10 @@ def _make(how: str, dtypes: tuple[str, ...]) -> SimpleNamespace:
     def evidence(
         var: Any, *, mask: Any = None, mode: str = "relative", tau: Any = None, power: float = 1.0
     ) -> Any:
+        checked = bogc_ref.evidence(var, mask=mask, mode=mode, tau=tau, power=power)
         v = np.asarray(var)
         if not own(v, mode):
-            return bogc_ref.evidence(var, mask=mask, mode=mode, tau=tau, power=power)
+            return checked
         return _evidence(_log_evidence(v, _present(mask, v.shape), power, how), v.dtype)
 
     def calibrate(
@@ -100,19 +101,22 @@ def _make(how: str, dtypes: tuple[str, ...]) -> SimpleNamespace:
         normalize: bool = False,
         check_finite: bool = True,
     ) -> Any:
+        # The reference validates the input (and raises the spec's errors); the variant
+        # then computes its own answer.
+        checked = bogc_ref.calibrate(
+            mean,
+            var,
+            mask=mask,
+            mode=mode,
+            tau=tau,
+            power=power,
+            prior_weight=prior_weight,
+            normalize=normalize,
+            check_finite=check_finite,
+        )
         m, v = np.asarray(mean), np.asarray(var)
         if not own(v, mode):
-            return bogc_ref.calibrate(
-                mean,
-                var,
-                mask=mask,
-                mode=mode,
-                tau=tau,
-                power=power,
-                prior_weight=prior_weight,
-                normalize=normalize,
-                check_finite=check_finite,
-            )
+            return checked
         present = _present(mask, v.shape)
         log_e = _log_evidence(v, present, power, how)
         # Fusion in float64 from the evidence (dogmatic +inf kept), then the dtype.
