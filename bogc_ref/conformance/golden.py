@@ -300,6 +300,21 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.max(np.abs(ordinal(a) - ordinal(b))))
 
 
+def normwise_ulps(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a - b|`` over finite entries in ULPs of ``max |a|``: what the elementwise count
+    means for the array (near 0, one elementwise ULP is a tiny fraction of the array's)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if a.dtype.kind != "f" or not both.any():
+        return 0.0
+    scale = float(np.max(np.abs(a[both])))
+    gap = float(np.max(np.abs(a[both].astype(np.float64) - b[both])))
+    return gap / float(np.spacing(a.dtype.type(scale))) if scale > 0 else 0.0
+
+
+def _ulps_text(a: np.ndarray, b: np.ndarray) -> str:
+    return f"up to {ulp_distance(a, b)} ULP ({normwise_ulps(a, b):.3g} ULP of its largest value)"
+
+
 @dataclass
 class DriftReport:
     """Outcome of :func:`drift_report`: real changes (``problems``) and platform rounding
@@ -327,11 +342,10 @@ def _judge_outputs(old: GoldenCase, new: GoldenCase, report: DriftReport) -> Non
         if np.array_equal(before, after, equal_nan=True):
             continue
         comparison = compare_outputs(old, key, after, before, rtol)
-        ulps = ulp_distance(before, after)
         if comparison.ok:
             report.rounding.append(
-                f"{label}: up to {ulps} ULP "
-                f"({comparison.ratio:.2g} of the tolerance, rtol {rtol:.3g})"
+                f"{label}: {_ulps_text(before, after)}, "
+                f"{comparison.ratio:.2g} of the tolerance (rtol {rtol:.3g})"
             )
         else:
             report.problems.append(f"{label}: changed beyond the tolerance: {comparison.reason}")
@@ -366,11 +380,11 @@ def drift_report(directory: Path = GOLDEN_DIR) -> DriftReport:
             problems.append(f"{spec.name}: the generator no longer produces the stored inputs")
         else:
             for key, arr in prev.inputs.items():
-                ulps = ulp_distance(arr, spec.inputs[key])
-                if ulps:
+                if ulp_distance(arr, spec.inputs[key]):
                     report.rounding.append(
-                        f"{spec.name}.in.{key}: generator differs by up to {ulps} ULP "
-                        "(platform math; the stored input is used)"
+                        f"{spec.name}.in.{key}: the generator differs by "
+                        f"{_ulps_text(arr, spec.inputs[key])} (platform math; the stored "
+                        "input is used)"
                     )
         new = compute(spec, prev)
         new_entry = manifest_of([new])["cases"][0]

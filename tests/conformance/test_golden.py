@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,8 @@ def test_drift_is_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     golden.write(cases, tmp_path)
     assert main(["vectors", "--check", "--dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert f"{case.name}.out.grad: up to 3 ULP" in out
+    # (at least 3: another NumPy's rounding may add its own ULPs to the 3 made here)
+    assert re.search(rf"{case.name}\.out\.grad: up to ([3-9]|\d\d+) ULP", out), out
     assert main(["vectors", "--check"]) == 0
 
 
