@@ -83,8 +83,10 @@ def test_golden_hash_cheater_is_rejected_without_properties(
 def test_one_pass_variance_is_rejected(capsys: pytest.CaptureFixture[str], dtype: str) -> None:
     code, out = verify(capsys, "--impl", f"{WRONG / 'one_pass_variance.py'}:impl", "--dtype", dtype)
     assert code == 1
+    # At covariance x1e-5 the one-pass error is about 100 times the bound; at x1e-3 it sits
+    # at the bound's edge (0.6 to 1.0 of it, depending on the BLAS kernels), so only the
+    # more concentrated cases are asserted.
     assert f"FAIL [stage1 {dtype}] linear_moments_concentrated_1e-05" in out
-    assert f"FAIL [stage1 {dtype}] linear_moments_concentrated_0.001" in out
     assert re.search(rf"FAIL \[stage1 {dtype}\] fresh_linear_head_moments_\d", out)
     assert "FAIL [stage1 float32] linear_moments_small" not in out
 
