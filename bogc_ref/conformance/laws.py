@@ -690,7 +690,8 @@ def raised(exc: BaseException, qualified_name: str) -> bool:
     Works on the harness's ``CandidateError`` (its ``is_a``) and on an exception raised
     in-process; a worker failure or a boundary violation is never the expected error.
     """
-    if type(exc).__name__ in ("WorkerFailure", "ContractViolation"):
+    harness_side = {"WorkerFailure", "ContractViolation"}  # and their subclasses
+    if any(cls.__name__ in harness_side for cls in type(exc).__mro__):
         return False
     is_a = getattr(exc, "is_a", None)
     if callable(is_a):

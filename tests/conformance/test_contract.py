@@ -102,6 +102,10 @@ class WorkerFailure(Exception):
     """Named like the harness's worker failure: never the expected error."""
 
 
+class CaseTimeout(WorkerFailure, ValueError):
+    """A worker failure subclass (even one that looked like a ValueError) is never accepted."""
+
+
 def test_errors_are_classified_by_qualified_name() -> None:
     linalg = _Reported(
         ("numpy.linalg.LinAlgError", "builtins.ValueError", "builtins.Exception"), "w_cov: x"
@@ -110,6 +114,7 @@ def test_errors_are_classified_by_qualified_name() -> None:
     assert not raised(linalg, "builtins.TypeError")
     assert raised(np.linalg.LinAlgError("x"), "builtins.ValueError")
     assert not raised(WorkerFailure("killed"), "builtins.ValueError")
+    assert not raised(CaseTimeout("60 s"), "builtins.ValueError")
 
 
 def test_pending_entries_are_reported_and_not_counted(capsys: pytest.CaptureFixture[str]) -> None:
