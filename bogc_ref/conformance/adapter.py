@@ -33,6 +33,7 @@ RESULT_TYPES: dict[str, Any] = {
     "evidence": None,
     "opinions": Opinion,
     "reduced_dempster": Opinion,
+    "dempster_combine": None,
     "calibrate": Calibration,
 }
 

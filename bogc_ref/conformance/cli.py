@@ -22,6 +22,8 @@ import bogc_ref
 
 from . import golden
 from .adapter import Adapter
+from .contract import run_contract
+from .fresh import run_fresh
 from .loading import UsageError, available_backends, open_candidate
 from .report import ImplementationReport, Progress, as_json, render, verdict
 from .runner import CaseResult, check_golden, check_monte_carlo
@@ -165,6 +167,9 @@ def run_verify(args: argparse.Namespace) -> int:
         for adapter, present, todo in plans:
             report = ImplementationReport(adapter.name, adapter.spec, adapter.version, present)
             report.results.extend(_golden_results(adapter, todo, progress))
+            for dtype in dtypes:  # the fresh and contract tiers (11b)
+                report.results.extend(run_fresh(adapter, dtype))
+                report.results.extend(run_contract(adapter, dtype))
             if "softmax_head_moments" in present.get("stage1", ()):
                 mc_case = golden.load_case("softmax_mc_eps")
                 for dtype in dtypes:
@@ -187,8 +192,9 @@ def run_verify(args: argparse.Namespace) -> int:
     line = verdict(reports)
     if not args.quiet:
         tolerance_line = (
-            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa); "
-            "floors float64 1e-12 (stage1 1e-11), float32 16 eps (stage1 32 eps); "
+            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa + R), "
+            "R = gamma(n)*cond of the reductions; floors float64 1e-12 (stage1 1e-11), "
+            "float32 16 eps (stage1 32 eps); err/tol = error in units of the tolerance; "
             "rtol of each case in --json"
         )
         print(
@@ -252,10 +258,14 @@ def run_vectors(args: argparse.Namespace) -> int:
     if not (directory / golden.MANIFEST).is_file():
         print(f"bogc-ref vectors: error: no {golden.MANIFEST} in {directory}", file=sys.stderr)
         return 2
-    problems = golden.drift(directory)
-    if problems:
-        print(f"golden vectors drift ({len(problems)} differences):")
-        for p in problems:
+    drift = golden.drift_report(directory)
+    if drift.rounding:
+        print(f"platform rounding within the tolerance policy ({len(drift.rounding)} arrays):")
+        for line in drift.rounding:
+            print(f"  {line}")
+    if drift.problems:
+        print(f"golden vectors drift ({len(drift.problems)} differences):")
+        for p in drift.problems:
             print(f"  {p}")
         return 1
     print(f"golden vectors in {directory}: no drift (spec_version {bogc_ref.SPEC_VERSION})")

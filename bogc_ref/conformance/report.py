@@ -27,8 +27,8 @@ class ImplementationReport:
 
     @property
     def passed(self) -> bool:
-        """True when every check passed (and at least one ran)."""
-        return bool(self.results) and all(r.ok for r in self.results)
+        """True when every counted check passed (and at least one ran)."""
+        return bool(self.results) and all(r.ok or not r.counted for r in self.results)
 
     def missing(self) -> dict[str, tuple[str, ...]]:
         """Interface functions the implementation lacks, by stage."""
@@ -40,44 +40,59 @@ class ImplementationReport:
         return out
 
 
-def _fmt(x: float) -> str:
-    if math.isnan(x):
+#: Tiers in report order; each has its own rows.
+TIERS = ("golden", "fresh", "statistical", "law", "contract")
+
+
+def _tier(result: CaseResult) -> str:
+    return "law" if result.kind == "law" and result.tier != "fresh" else result.tier
+
+
+def _fmt_ratio(group: list[CaseResult]) -> str:
+    ratios = [r.ratio for r in group if not math.isnan(r.ratio) and r.counted]
+    if not ratios:
         return "-"
-    return f"{x:.2e}"
+    worst = max(ratios)
+    return "inf" if math.isinf(worst) else f"{worst:.2g}"
 
 
 def _rows(report: ImplementationReport) -> list[tuple[str, ...]]:
+    """One row per stage, tier and dtype: passed, the worst error in units of its
+    tolerance (at most 1 passes; for statistical checks z over its bound) and the case
+    that had it (the first counted failure when there is one)."""
     rows: list[tuple[str, ...]] = []
     dtypes = sorted({r.dtype for r in report.results})
     for stage in STAGE_NAMES:
-        for kind, label in (("cases", ""), ("law", " laws")):
+        for tier in TIERS:
             for dtype in dtypes:
                 group = [
                     r
                     for r in report.results
-                    if r.stage == stage
-                    and r.dtype == dtype
-                    and ((r.kind == "law") == (kind == "law"))
+                    if r.stage == stage and r.dtype == dtype and _tier(r) == tier
                 ]
                 if not group:
                     continue
-                passed = sum(r.ok for r in group)
-                finite = [r for r in group if not math.isnan(r.rel_err)]
-                failing = [r for r in group if not r.ok]
+                counted = [r for r in group if r.counted]
+                passed = sum(r.ok for r in counted)
+                failing = [r for r in counted if not r.ok]
+                rated = [r for r in counted if not math.isnan(r.ratio)]
                 worst = (
                     failing[0]
                     if failing
-                    else max(finite, key=lambda r: r.rel_err / r.rtol if r.rtol else 0.0)
-                    if finite
+                    else max(rated, key=lambda r: r.ratio)
+                    if rated
+                    else counted[0]
+                    if counted
                     else group[0]
                 )
+                pending = len(group) - len(counted)
                 rows.append(
                     (
-                        stage + label,
+                        stage,
+                        tier,
                         dtype,
-                        f"{passed}/{len(group)}",
-                        _fmt(max((r.abs_err for r in finite), default=0.0)),
-                        _fmt(max((r.rel_err for r in finite), default=0.0)),
+                        f"{passed}/{len(counted)}" + (f" (+{pending} pending)" if pending else ""),
+                        _fmt_ratio(group),
                         worst.name,
                     )
                 )
@@ -86,7 +101,7 @@ def _rows(report: ImplementationReport) -> list[tuple[str, ...]]:
 
 def render(report: ImplementationReport, *, width: int = 100) -> str:
     """The table of one implementation, its absent stages and its failures."""
-    header = ("stage", "dtype", "passed", "worst abs", "worst rel", "worst case")
+    header = ("stage", "tier", "dtype", "passed", "err/tol", "worst case")
     rows = [header, *_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [f"{report.name} (version {report.version}; {report.spec})"]
@@ -98,26 +113,35 @@ def render(report: ImplementationReport, *, width: int = 100) -> str:
         state = "absent" if stage not in report.present else "partly absent"
         lines.append(f"  {stage} {state}: {', '.join(names)} not provided")
     lines.extend(f"  note: {n}" for n in report.notes)
-    failures = [r for r in report.results if not r.ok]
-    if failures:
-        lines.append(f"  failures ({len(failures)}):")
-        for r in failures:
+    failures = [r for r in report.results if not r.ok and r.counted]
+    pending = [r for r in report.results if not r.ok and not r.counted]
+    for label, group, title in (
+        ("FAIL", failures, "failures"),
+        ("PENDING", pending, "pending contract entries, not counted"),
+    ):
+        if group:
+            lines.append(f"  {title} ({len(group)}):")
+        for r in group:
             reason = r.reason.replace("\n", "\n      ")
-            lines.append(f"  FAIL [{r.stage} {r.dtype}] {r.name}: {reason}")
+            lines.append(f"  {label} [{r.stage} {r.dtype}] {r.name}: {reason}")
     return "\n".join(lines)
 
 
 def verdict(reports: list[ImplementationReport]) -> str:
     """One line: PASS or FAIL, with the failing implementations and stages."""
-    total = sum(len(r.results) for r in reports)
+    total = sum(x.counted for r in reports for x in r.results)
     bad = [r for r in reports if not r.passed]
     if not bad:
         names = ", ".join(r.name for r in reports)
-        return f"verdict: PASS ({names}: all {total} checks passed)"
+        pending = sum(not x.counted for r in reports for x in r.results)
+        extra = f"; {pending} pending contract entries not counted" if pending else ""
+        return f"verdict: PASS ({names}: all {total} checks passed{extra})"
     parts = []
     for r in bad:
-        stages = sorted({x.stage for x in r.results if not x.ok}, key=STAGE_NAMES.index)
-        n_fail = sum(not x.ok for x in r.results)
+        stages = sorted(
+            {x.stage for x in r.results if not x.ok and x.counted}, key=STAGE_NAMES.index
+        )
+        n_fail = sum(not x.ok and x.counted for x in r.results)
         where = f" in {', '.join(stages)}" if stages else " (nothing checked)"
         parts.append(f"{r.name}: {n_fail} failed{where}")
     return "verdict: FAIL (" + "; ".join(parts) + ")"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -129,7 +130,9 @@ def test_misbehaving_candidate_fails_case_by_case(capsys: pytest.CaptureFixture[
     assert "raised RuntimeError: not implemented here" in out  # empirical_moments
     assert "shape (1, 3), expected (5, 3)" in out  # linear_head_moments
     # The run went on: later calibrate cases were still checked and passed.
-    assert "calibrate  float32  16/17" in out
+    # (17 golden and 5 fresh calibrate cases in float32; only cal_M1_D1 hangs)
+    assert re.search(r"calibrate +golden +float32 +16/17 ", out)
+    assert re.search(r"calibrate +fresh +float32 +5/5 ", out)
 
 
 @pytest.mark.parametrize(
@@ -186,7 +189,7 @@ def test_properties_pass_on_reference_and_catch_a_wrong_candidate(
     args = ("--dtype", "float64", "--properties", "--max-examples", "5")
     code, out, _ = run(capsys, "--backend", "numpy", *args)
     assert code == 0, out
-    assert "calibrate laws" in out
+    assert re.search(r"calibrate +law +float64", out)
     code, out, _ = run(capsys, "--impl", f"{WRONG / 'prior_weight_one.py'}:impl", *args)
     assert code == 1
     assert "FAIL [calibrate float64] calibrate_bayes_identity" in out
