@@ -29,7 +29,7 @@ from . import _checks as checks
 from . import _cupy_kernels as kernels
 from . import _xp_stage1 as xs
 from ._errors import BackendUnavailable
-from ._replay import replay_on_host, stub, validate
+from ._replay import host_array, replay_on_host, stub, validate
 
 cupy_linalg: Any = importlib.import_module("cupyx.scipy.linalg")
 
@@ -69,6 +69,14 @@ class _CupyOps:
     not_finite = staticmethod(_not_finite)
     not_symmetric = staticmethod(_not_symmetric)
     isnan = staticmethod(cupy.isnan)
+
+    @staticmethod
+    def maybe_not_psd(a: Any) -> bool:
+        """Whether some trailing matrix of ``a`` fails a batched float64 Cholesky (CuPy
+        returns NaN factors on failure); True sends ``a`` to the reference's host test."""
+        if a.size == 0:
+            return False
+        return not bool(cupy.isfinite(cupy.linalg.cholesky(a.astype(cupy.float64))).all())
 
     @staticmethod
     def any_set(flags: list[Any]) -> bool:
@@ -126,7 +134,12 @@ class CupyBackend:
 
     @staticmethod
     def _arrays(**values: object) -> dict[str, Any]:
-        return {k: v if isinstance(v, cupy.ndarray) else cupy.asarray(v) for k, v in values.items()}
+        """Device arrays; host values through ``host_array`` (masked arrays and dtypes no
+        array library holds are a TypeError naming the argument, as in the reference)."""
+        return {
+            k: v if isinstance(v, cupy.ndarray) else cupy.asarray(host_array(v, k))
+            for k, v in values.items()
+        }
 
     @staticmethod
     def _check(
@@ -181,7 +194,7 @@ class CupyBackend:
         )  # fmt: skip
         out = t["h"].dtype
         cdt = _cdt(out)
-        chol = xs.cholesky_jittered(cupy, t["w_cov"], "w_cov").astype(cdt)
+        chol = xs.psd_factor(cupy, t["w_cov"], "w_cov").astype(cdt)
         n_params = chol.shape[0]
         if "eps" in t:
             stored = t["eps"].astype(cdt)

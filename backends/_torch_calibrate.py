@@ -235,7 +235,7 @@ def reference_log_var(
     :func:`._torch_fusion.mean_log_var`. ``compiled``: through ``torch.compile``.
     """
     device = var.device.type
-    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS:
+    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS and var.shape[-1] > 0:
         by_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
         if bool(by_bits.usable):
             return by_bits.mean

@@ -53,9 +53,13 @@ def raw_log_evidence(
     given) or :math:`p(-\log var - \log\tau)` (fixed); ``-inf`` where ``present`` is False.
 
     ``var = 0`` gives ``+inf`` (dogmatic), ``var = +inf`` gives ``-inf`` (no evidence).
+    Only ``var = 0`` is dogmatic: a finite ``log e`` that overflows (a huge ``power``, a
+    tiny τ) saturates at the dtype's largest finite value, as in the reference.
     """
     log_var = torch.log(var)
+    power = min(power, torch.finfo(var.dtype).max)  # p = 1e308 in float32: not inf (inf * 0)
     raw = power * (log_ref - log_var) if log_ref is not None else power * (-log_var - log_tau)
+    raw = torch.where((raw == math.inf) & (var != 0), torch.finfo(raw.dtype).max, raw)
     if present is not None:
         raw = torch.where(present, raw, -math.inf)
     return raw

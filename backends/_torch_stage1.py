@@ -45,7 +45,7 @@ def softmax_head_moments(
     from ``generator`` (or the global generator), one ``randn`` call per chunk.
     """
     cdt = h.dtype
-    chol = xs.cholesky_jittered(namespace_of(w_cov), w_cov, "w_cov").to(cdt)
+    chol = xs.psd_factor(namespace_of(w_cov), w_cov, "w_cov").to(cdt)
     n_params = chol.shape[0]
 
     def draws(start: int, size: int) -> torch.Tensor:

@@ -49,6 +49,11 @@ def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
     ``JITTER_STEPS`` in turn; if none factors, ``numpy.linalg.LinAlgError`` with the
     reference's message.
     """
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(
+            f"{name}: a matrix of shape {tuple(a.shape)} with non-finite entries (float64 "
+            "overflow); rescale the inputs"
+        )
     chol = factor(a)
     if chol is not None:
         return chol
@@ -66,6 +71,24 @@ def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
         f"relative jitter of {JITTER_STEPS[-1]:g} x mean diagonal (smallest eigenvalue "
         f"{smallest:.3g})"
     )
+
+
+def psd_factor(xp: Any, a: Any, name: str) -> Any:
+    """A lower factor of the covariance ``a`` with the reference's rule
+    (``bogc_ref._linalg.psd_factor``): the jitter ladder, the zero factor for the zero
+    matrix, else ``LinAlgError`` naming ``name`` and the smallest eigenvalue."""
+    a64 = xp.asarray(a, dtype=xp.float64)
+    try:
+        return cholesky_jittered(xp, a64, name)
+    except np.linalg.LinAlgError:
+        if not bool((a64 != 0).any()):
+            return xp.zeros_like(a64)
+        smallest = float(xp.linalg.eigvalsh(a64)[0])
+        raise np.linalg.LinAlgError(
+            f"{name}: matrix of shape {tuple(a64.shape)} is not positive semi-definite "
+            f"(smallest eigenvalue {smallest:.3g}, beyond the jitter of {JITTER_STEPS[-1]:g} "
+            "x mean diagonal)"
+        ) from None
 
 
 def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
@@ -156,9 +179,14 @@ def softmax_head_moments_linearized(
     term1 = xp.einsum("bl,bm,lmi->bi", r, r, same_dim)
     cross = xp.einsum("limj,bj->blim", blocks[:, :dim, :, :], h_tilde)
     term2 = 2.0 * xp.einsum("bl,bim,blim->bi", r, jac_a, cross)
-    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, h_tilde)
-    quad = xp.einsum("bj,bljm->blm", h_tilde, sigma_h)
-    term3 = xp.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
+    # h̃ = s ĥ, s = max|h̃_b| >= 1: quad = s² ĥᵀΣĥ with s folded into A (as the reference),
+    # so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
+    size = xp.amax(abs(h_tilde), axis=1)
+    unit = h_tilde / size[:, None]
+    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, unit)
+    quad = xp.einsum("bj,bljm->blm", unit, sigma_h)
+    scaled_a = jac_a * size[:, None, None]
+    term3 = xp.einsum("bil,bim,blm->bi", scaled_a, scaled_a, quad)
     return mean, xp.maximum(
         term1 + term2 + term3, 0.0
     )  # rounding below 0 is 0, as in the reference
@@ -177,7 +205,9 @@ def linear_head_posterior(
     """Conjugate posterior (float64 inputs), ``bogc_ref.linear_head_posterior``."""
     h_tilde = augmented(xp, h)
     chol = cholesky_jittered(
-        xp, p0 + h_tilde.T @ h_tilde / noise_var, "posterior precision P0 + H̃ᵀH̃/noise_var"
+        xp,
+        p0 + h_tilde.T @ h_tilde / noise_var,
+        "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var",
     )
     mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
     cov = cho_solve(sla, chol, xp.eye(h_tilde.shape[1], dtype=h_tilde.dtype))
@@ -199,7 +229,7 @@ def softmax_head_laplace(
     )
     precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
     grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
-    chol = cholesky_jittered(xp, precision, "Laplace precision P0 + GGN")
+    chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
     mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
     cov = cho_solve(sla, chol, xp.eye(n_params, dtype=theta.dtype))
     return mean.reshape(theta.shape), 0.5 * (cov + cov.T)

@@ -229,12 +229,22 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         r"noise_var: must be finite and > 0",
     ),
     (
+        # No data and a zero (flat) prior: the posterior precision is 0.
         "not-pd",
+        lambda: bogc_ref.linear_head_posterior(
+            H[:0], Y[:0], prior_mean=W, prior_precision=np.zeros((3, 3)), noise_var=1.0
+        ),
+        np.linalg.LinAlgError,
+        r"prior_precision: the posterior precision .*shape \(3, 3\) is not positive definite",
+    ),
+    (
+        "prior-not-psd",
         lambda: bogc_ref.linear_head_posterior(
             H, Y, prior_mean=W, prior_precision=-10 * np.eye(3), noise_var=1.0
         ),
         np.linalg.LinAlgError,
-        r"posterior precision .*shape \(3, 3\) is not positive definite",
+        r"prior_precision: matrix of shape \(3, 3\) is not positive semi-definite "
+        r"\(smallest eigenvalue -10",
     ),
     (
         "eps-and-n",
