@@ -145,9 +145,7 @@ def linear_head_posterior(
     k = y_arr.shape[1]
     m0 = head_weights(prior_mean, "prior_mean", dim)
     require_shape(m0, "prior_mean", (k, dim + 1), "(K, D+1), K = y.shape[1]")
-    p0 = covariance(
-        prior_precision, "prior_precision", (dim + 1, dim + 1), "(D+1, D+1)", psd=True
-    )
+    p0 = covariance(prior_precision, "prior_precision", (dim + 1, dim + 1), "(D+1, D+1)", psd=True)
     sigma2 = positive_scalar(noise_var, "noise_var")
     dtype = common_dtype([("h", h_arr), ("y", y_arr), ("prior_mean", m0), ("prior_precision", p0)])
 

@@ -330,5 +330,6 @@ def _ggn(p: FloatArray, h_tilde: FloatArray) -> FloatArray:
         pc, hc = p[start : start + rows], h_tilde[start : start + rows]
         curvature = pc[:, :, None] * eye - pc[:, :, None] * pc[:, None, :]  # (rows, K, K)
         weighted = curvature[..., None] * hc[:, None, None, :]  # (rows, K, K, D+1)
-        ggn += np.tensordot(weighted, hc, axes=(0, 0)).transpose(0, 2, 1, 3)
+        block = weighted.reshape(len(hc), -1).T @ hc  # (K K (D+1), D+1), no copy of weighted
+        ggn += block.reshape(k, k, width, width).transpose(0, 2, 1, 3)
     return ggn.reshape(k * width, k * width)

@@ -305,7 +305,8 @@ SCALARS: dict[str, list[tuple[str, Any, str]]] = {
     # name: [(label, value, expect)]
     "power": [("zero", 0.0, "invalid"), ("neg", -1.0, "invalid"), ("nan", math.nan, "invalid"),
               ("inf", math.inf, "invalid"), ("str", "1", "invalid"), ("none", None, "invalid"),
-              ("huge", 1e308, "valid"), ("tiny", 1e-308, "valid"), ("npf32", np.float32(2), "valid")],
+              ("huge", 1e308, "valid"), ("tiny", 1e-308, "valid"),
+              ("npf32", np.float32(2), "valid")],
     "tau": [("zero", 0.0, "invalid"), ("neg", -2.0, "invalid"), ("nan", math.nan, "invalid"),
             ("str", "1", "invalid"), ("tiny", 1e-308, "valid"), ("huge", 1e308, "valid")],
     "prior_weight": [("zero", 0, "invalid"), ("neg", -1.0, "invalid"), ("inf", math.inf, "invalid"),
@@ -583,7 +584,7 @@ def _edge_cases() -> list[Case]:
             "mean",
             "masked_nan",
             bounded=("grad", "belief", "uncertainty"),
-        ),  # fmt: skip
+        ),
         Case(
             "calibrate",
             {"mean": np.zeros((0, 3)), "var": np.ones((0, 3))},
@@ -607,21 +608,21 @@ def _edge_cases() -> list[Case]:
             "invalid",
             "w_cov",
             "not_psd",
-        ),  # fmt: skip
+        ),
         Case(
             "softmax_head_moments_linearized",
             {"h": h1, "labels": lab1, "w_mean": w2, "w_cov": -eye4},
             "invalid",
             "w_cov",
             "negdef",
-        ),  # fmt: skip
+        ),
         Case(
             "softmax_head_moments_linearized",
             {"h": np.array([[1e200]]), "labels": lab1, "w_mean": w2 + 0.5, "w_cov": eye4},
             "either",
             None,
             "h=1e200",
-        ),  # fmt: skip
+        ),
         Case(
             "evidence",
             {"var": np.array([[1.0, 2.0], [3.0, 4.0]]), "power": 1e308},
@@ -636,7 +637,7 @@ def _edge_cases() -> list[Case]:
             },
             mutation="power=1e308",
             bounded=("grad", "belief", "uncertainty"),
-        ),  # fmt: skip
+        ),
         Case(
             "calibrate",
             {"mean": np.flip(np.ones((2, 3)), 0), "var": np.ones((2, 3))},
@@ -647,26 +648,26 @@ def _edge_cases() -> list[Case]:
             {"h": h1, "labels": lab1, "w_mean": w2, "w_cov": eye4, "n_samples": 3, "seed": 2**70},
             mutation="seed=2**70",
             parity=False,
-        ),  # fmt: skip
+        ),
         Case(
             "softmax_head_moments",
             {"h": h1, "labels": lab1, "w_mean": w2, "w_cov": eye4, "n_samples": 3, "seed": -1},
             "invalid",
             "seed",
             "seed=-1",
-        ),  # fmt: skip
+        ),
         Case(
             "softmax_head_moments_linearized",
             {"h": h1, "labels": np.array([0], np.uint64), "w_mean": w2, "w_cov": eye4},
             mutation="uint64_labels",
-        ),  # fmt: skip
+        ),
         Case(
             "softmax_head_moments_linearized",
             {"h": h1, "labels": lab1, "w_mean": np.zeros((0, 2)), "w_cov": np.zeros((0, 0))},
             "invalid",
             "w_mean",
             "K=0",
-        ),  # fmt: skip
+        ),
         Case(
             "linear_head_posterior",
             {
@@ -679,7 +680,7 @@ def _edge_cases() -> list[Case]:
             "either",
             "noise_var",
             "noise_var=1e-320",
-        ),  # fmt: skip
+        ),
         Case(
             "calibrate",
             {"mean": np.asmatrix(np.ones((2, 3))), "var": np.ones((2, 3))},
@@ -697,14 +698,14 @@ def _edge_cases() -> list[Case]:
             },
             mutation="zero_cov",
             parity=False,
-        ),  # fmt: skip
+        ),
         Case(
             "calibrate",
             {"mean": np.array(["a", "b"], object)[None].repeat(2, 0), "var": np.ones((2, 2))},
             "invalid",
             "mean",
             "object",
-        ),  # fmt: skip
+        ),
     ]
     return cases
 

@@ -80,11 +80,11 @@ def check(case: Case, backend: str) -> Outcome:
     outcome = run(case, impl, convert)
     expected = reference.result if case.parity else None
     verdict = judge(case, outcome, expected, half_ok=True)
-    if verdict.cls in ("ok", "runtime_warning") and case.expect != "valid":
-        if reference.result is None and reference.cls == "clear_error" and expected is None:
-            half = case.expect == "invalid_or_half"
-            if not half:  # the reference refused it: so must the backend
-                return Outcome("invalid_accepted", f"reference refused: {reference.detail}")
+    refused = reference.result is None and reference.cls == "clear_error"
+    accepted = verdict.cls in ("ok", "runtime_warning")
+    if accepted and refused and case.expect not in ("valid", "invalid_or_half"):
+        # the reference refused it: so must the backend (half precision is torch's own)
+        return Outcome("invalid_accepted", f"reference refused: {reference.detail}")
     if verdict.cls == "clear_error" and reference.result is not None:
         return Outcome("valid_rejected", f"the reference accepts it; {outcome.detail}")
     return verdict

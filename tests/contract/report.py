@@ -18,8 +18,8 @@ from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from contract_cases import BAD, CLASSES, FUNCTIONS, RngChooser, draw_case, structured_edge_cases  # noqa: E402
-from contract_driver import available, check  # noqa: E402
+from contract_cases import BAD, CLASSES, FUNCTIONS, RngChooser, draw_case, structured_edge_cases
+from contract_driver import available, check
 
 
 def main() -> int:
