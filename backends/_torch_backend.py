@@ -429,6 +429,13 @@ class TorchBackend:
             t = self._tensors(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
             mu, v = t["mean"], t["var"]
             self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
+            if power_ > FLOAT32_POWER_LIMIT and compute_dtype(mu.dtype) != torch.float64:
+                targets = checked_out(out, want_all, mu, t) if out is not None else None
+                wide = self._calibrate(
+                    mu.double(), v.double(), mask, mode, tau, power, prior_weight, normalize,
+                    check_finite, want_all, None,
+                )  # fmt: skip
+                return _narrowed(wide, mu.dtype, targets)
             present = self._present(t, tuple(mu.shape))
 
             def value_error() -> None:
@@ -460,6 +467,30 @@ class TorchBackend:
                     replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
                 result = tuple(result_list)
             return result
+
+
+#: Above this power, p · log(λ/λ_ref) can exceed float32's range (|log ratio| <= ~800 with
+#: τ from 1e-308 to 1e308): float32 and half inputs are then fused in float64, so that the
+#: most precise source still wins instead of several tying at the saturated value.
+FLOAT32_POWER_LIMIT = 1e35
+
+
+def _narrowed(
+    wide: tuple[torch.Tensor, ...], dtype: torch.dtype, targets: tuple[torch.Tensor, ...] | None
+) -> tuple[torch.Tensor, ...]:
+    """float64 results (grad, then belief, uncertainty, evidence) cast to ``dtype``, the
+    evidence saturating at its largest finite value (+inf kept for dogmatic), written into
+    ``targets`` (the checked ``out=`` tensors) when given."""
+    big = torch.finfo(dtype).max
+    results = [x.to(dtype) for x in wide]
+    if len(wide) == 4:
+        e = wide[3]
+        results[3] = torch.where(torch.isposinf(e), e, e.clamp(max=big)).to(dtype)
+    if targets is None:
+        return tuple(results)
+    for target, value in zip(targets, results, strict=True):
+        target.copy_(value)
+    return targets
 
 
 def _without_overflow_nan(
