@@ -122,3 +122,24 @@ def test_monte_carlo_moments_repeat_bitwise_for_a_seed_and_thread_count() -> Non
     one, two = runs[1][0], runs[2][0]
     np.testing.assert_allclose(one.mean.numpy(), two.mean.numpy(), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(one.var.numpy(), two.var.numpy(), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("power", [1.0, 2.0])
+def test_prior_weight_below_float32_range_gives_no_nan(power: float) -> None:
+    var = np.array([[0.0, 932.8, np.inf], [1.0, 2.0, np.inf]], np.float32)
+    mean = np.ones((2, 3), np.float32)
+    got = T.calibrate(mean, var, power=power, prior_weight=1e-300)
+    want = bogc_ref.calibrate(mean, var, power=power, prior_weight=1e-300)
+    np.testing.assert_allclose(got.uncertainty.numpy(), want.uncertainty, atol=1e-7)
+    np.testing.assert_allclose(got.belief.numpy(), want.belief, atol=1e-7)
+
+
+def test_huge_power_keeps_the_most_precise_source_in_float32() -> None:
+    # p·log-ratios beyond float32's range: the most precise source must still win.
+    var = np.array([[0.8, 716.9], [98.8, np.inf], [6.8, 0.0]], np.float32)
+    mean = np.arange(6.0, dtype=np.float32).reshape(3, 2)
+    got = T.calibrate(mean, var, power=1e308, normalize=True)
+    want = bogc_ref.calibrate(mean, var, power=1e308, normalize=True)
+    np.testing.assert_array_equal(got.belief.numpy(), want.belief)
+    np.testing.assert_array_equal(got.grad.numpy(), want.grad)
+    assert torch.isinf(got.evidence).sum() == 1  # only the dogmatic var = 0
