@@ -19,6 +19,7 @@ from ._validation import (
     FloatArray,
     common_dtype,
     float_array,
+    memory_named,
     reject_where,
     require_min_ndim,
     require_shape,
@@ -83,15 +84,10 @@ def calibrate(
     require_sources(mean_arr, "mean")
     present = present_sources(mask, mean_arr.shape)
     if check_finite:
-        reject_where(
-            np.isnan(mean_arr) & present, "mean", "NaN in a present source", mean_arr.shape
-        )
-        reject_where(
-            np.isinf(mean_arr) & present,
-            "mean",
-            "infinite value in a present source",
-            mean_arr.shape,
-        )
+        with memory_named("mean", mean_arr.shape):
+            nan, inf = np.isnan(mean_arr) & present, np.isinf(mean_arr) & present
+        reject_where(nan, "mean", "NaN in a present source", mean_arr.shape)
+        reject_where(inf, "mean", "infinite value in a present source", mean_arr.shape)
         check_var(var_arr, present)
     weight = prior_weight_value(prior_weight, mean_arr.shape[-2])
     if not isinstance(normalize, bool | np.bool_):

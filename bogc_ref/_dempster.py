@@ -25,6 +25,7 @@ from ._results import Opinion
 from ._validation import (
     FloatArray,
     float_array,
+    memory_named,
     positive_scalar,
     reject_where,
     require_ndim,
@@ -90,8 +91,10 @@ def fuse_log_evidence(log_e: FloatArray, prior_weight: float) -> tuple[FloatArra
 
 def _evidence_argument(evidence: object) -> FloatArray:
     arr = sources_array(evidence, "evidence")
-    reject_where(np.isnan(arr), "evidence", "NaN", arr.shape)
-    reject_where(arr < 0, "evidence", "negative evidence", arr.shape)
+    with memory_named("evidence", arr.shape):
+        nan, negative = np.isnan(arr), arr < 0
+    reject_where(nan, "evidence", "NaN", arr.shape)
+    reject_where(negative, "evidence", "negative evidence", arr.shape)
     return arr
 
 

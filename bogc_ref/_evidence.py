@@ -23,6 +23,7 @@ import numpy as np
 from ._validation import (
     FloatArray,
     bool_mask,
+    memory_named,
     positive_scalar,
     reject_where,
     sources_array,
@@ -50,15 +51,17 @@ def evidence_params(mode: object, tau: object, power: object) -> tuple[str, floa
 def present_sources(mask: object, shape: tuple[int, ...]) -> np.ndarray:
     """Boolean array of ``shape`` (..., M, D): True where the source is present."""
     if mask is None:
-        return np.ones(shape, dtype=bool)
+        return np.broadcast_to(np.True_, shape)  # a read-only view: no memory
     sources = bool_mask(mask, "mask", shape[:-1])
     return np.broadcast_to(sources[..., None], shape)
 
 
 def check_var(var: np.ndarray, present: np.ndarray) -> None:
     """NaN or a negative variance in a present source is an error (``+inf`` is allowed)."""
-    reject_where(np.isnan(var) & present, "var", "NaN in a present source", var.shape)
-    reject_where((var < 0) & present, "var", "negative variance in a present source", var.shape)
+    with memory_named("var", var.shape):
+        nan, negative = np.isnan(var) & present, (var < 0) & present
+    reject_where(nan, "var", "NaN in a present source", var.shape)
+    reject_where(negative, "var", "negative variance in a present source", var.shape)
 
 
 def log_evidence(

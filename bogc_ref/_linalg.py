@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FloatArray
+from ._validation import FloatArray, memory_named
 
 JITTER_STEPS = (1e-12, 1e-10, 1e-8, 1e-6)
 
@@ -75,12 +75,13 @@ def psd_factor(a: FloatArray, name: str) -> FloatArray:
 def require_psd(a: FloatArray, name: str) -> None:
     """ValueError unless every trailing square matrix of ``a`` is a covariance (see
     :func:`psd_factor`): one batched Cholesky; per-matrix checks only when it fails."""
-    a64 = a.astype(np.float64, copy=False)
     try:
-        np.linalg.cholesky(a64)
+        with memory_named(name, a.shape):
+            np.linalg.cholesky(a.astype(np.float64, copy=False))
         return
     except np.linalg.LinAlgError:
         pass
+    a64 = a.astype(np.float64, copy=False)
     stack = a64.reshape(-1, *a64.shape[-2:])
     for index, matrix in enumerate(stack):
         where = f"{name}[{index}]" if a64.ndim > 2 else name

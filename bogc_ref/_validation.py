@@ -7,7 +7,8 @@ bad value without a debugger. Nothing here computes any part of the method.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -83,6 +84,18 @@ def sources_array(x: object, name: str) -> FloatArray:
     return arr
 
 
+@contextmanager
+def memory_named(name: str, shape: tuple[int, ...]) -> Iterator[None]:
+    """Re-raise a MemoryError inside the block naming the argument being checked."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise MemoryError(
+            f"{name}: checking an argument of shape {shape} needs more memory than is "
+            f"available ({exc})"
+        ) from None
+
+
 def common_dtype(arrays: Sequence[tuple[str, FloatArray]]) -> np.dtype[Any]:
     """The single float dtype shared by ``arrays``; TypeError naming both arguments otherwise."""
     first_name, first = arrays[0]
@@ -141,9 +154,10 @@ def reject_where(bad: np.ndarray, name: str, what: str, shape: tuple[int, ...]) 
 def require_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
     """Raise ValueError on NaN or ±inf in ``arr`` (only where ``where`` is True, if given)."""
     for predicate, what in ((np.isnan, "NaN"), (np.isinf, "infinite value")):
-        bad = predicate(arr)
-        if where is not None:
-            bad &= where
+        with memory_named(name, arr.shape):
+            bad = predicate(arr)
+            if where is not None:
+                bad &= where
         reject_where(bad, name, what, arr.shape)
 
 
@@ -185,7 +199,9 @@ def labels_array(labels: object, name: str, n_classes: int, n_rows: int) -> np.n
 
 def symmetric(arr: np.ndarray, name: str) -> None:
     """Raise ValueError if the trailing square matrices of ``arr`` are not symmetric."""
-    scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
-    gap = np.abs(arr - np.swapaxes(arr, -1, -2))
-    tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
-    reject_where(gap > tol, name, "matrix is not symmetric", arr.shape)
+    with memory_named(name, arr.shape):
+        scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
+        gap = np.abs(arr - np.swapaxes(arr, -1, -2))
+        tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
+        bad = gap > tol
+    reject_where(bad, name, "matrix is not symmetric", arr.shape)

@@ -472,3 +472,13 @@ def test_numpy_matrix_is_read_as_its_plain_array() -> None:
     got_m = bogc_ref.empirical_moments(matrix)
     assert got_m.mean.shape == (4,)
     np.testing.assert_array_equal(got_m.mean, expected.mean)
+
+
+def test_validation_beyond_memory_names_the_argument() -> None:
+    # A zero-cost view of 2**48 entries: any check on it would need 256 TiB, beyond any
+    # address space, so the allocation fails at once (it cannot be overcommitted).
+    huge = np.broadcast_to(np.float64(1.0), (2**24, 2**24))
+    with pytest.raises(MemoryError, match=r"^mean: checking an argument of shape"):
+        bogc_ref.calibrate(huge, huge)
+    with pytest.raises(MemoryError, match=r"^evidence: checking an argument of shape"):
+        bogc_ref.reduced_dempster(huge)
