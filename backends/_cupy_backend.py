@@ -98,6 +98,16 @@ class _CupyOps:
 _OPS = _CupyOps()
 
 
+#: Powers above this are fused in float64 for float32 and half inputs (``_torch_backend``).
+FLOAT32_POWER_LIMIT = 1e35
+
+
+def _clamped_power(power: float, dtype: Any) -> float:
+    """``power`` within the compute dtype's normal range (1e308 is not inf, 1e-308 not 0)."""
+    info = np.finfo(dtype)
+    return float(min(max(power, float(info.tiny)), float(info.max)))
+
+
 def _one_hot(labels: Any, n_classes: int, dtype: Any) -> Any:
     """One-hot targets (B, K) in ``dtype`` from checked integer labels (B,)."""
     return cupy.eye(n_classes, dtype=dtype)[labels.astype(np.int64)]
@@ -311,7 +321,7 @@ class CupyBackend:
         present = self._present(t, shape)
         log_ref, _ = self._pass1(vc, vc, present, mode_ == "relative", False)
         e = kernels.raw_evidence_kernel(float(np.finfo(out).max))(
-            vc, present[:, :, None], log_ref[:, None, None], power_,
+            vc, present[:, :, None], log_ref[:, None, None], _clamped_power(power_, vc.dtype),
             math.log(tau_) if tau_ is not None else 0.0, mode_ == "relative",
         )  # fmt: skip
         return e.astype(out).reshape(shape)
@@ -367,7 +377,8 @@ class CupyBackend:
         self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate, check_dtypes=True)
         shape, out = mu.shape, mu.dtype
         lead, n_sources, dim = self._lead(shape), shape[-2], shape[-1]
-        cdt = _cdt(out)
+        # p·log-ratios beyond float32's range: fuse in float64 (see the torch backend)
+        cdt = np.float64 if power_ > FLOAT32_POWER_LIMIT else _cdt(out)
         mc = cupy.ascontiguousarray(mu.astype(cdt)).reshape(lead, n_sources, dim)
         vc = cupy.ascontiguousarray(v.astype(cdt)).reshape(lead, n_sources, dim)
         present = self._present(t, shape)
@@ -394,7 +405,7 @@ class CupyBackend:
             n_sources, relative, bool(normalize), "mask" in t, True, float(np.finfo(out).max)
         )
         kernel(
-            mc, vc, present, log_ref, float(power_),
+            mc, vc, present, log_ref, _clamped_power(power_, cdt),
             math.log(tau_) if tau_ is not None else 0.0, math.log(weight), dim,
             grad, unc, belief, evid,
         )  # fmt: skip
