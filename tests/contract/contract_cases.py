@@ -878,6 +878,10 @@ def _scale(case: Case, reference: dict[str, np.ndarray], name: str) -> float:
     whose softmax in float32 resolves only 6e-8) and its square for variances."""
     if name in ("belief", "uncertainty"):
         return 1.0
+    if name == "grad":  # Σ_m b_m μ_m: beliefs are masses, so errors scale with max |μ|
+        mean = np.asarray(case.args["mean"], dtype=np.float64)
+        finite = mean[np.isfinite(mean)]
+        return float(np.max(np.abs(finite))) if finite.size else 0.0
     size = 0.0
     if case.function.startswith("softmax_head_moments"):
         w = np.asarray(case.args["w_mean"], dtype=np.float64)
