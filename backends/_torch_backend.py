@@ -234,6 +234,10 @@ class TorchBackend:
                         checks.empirical_moments)  # fmt: skip
             g = t["per_sample_grads"]
             mean, var = stage1.empirical_moments(g.to(compute_dtype(g.dtype)))
+            if not bool((torch.isfinite(mean).all() & torch.isfinite(var).all()).item()):
+                # squares beyond the compute dtype's range: float64 with each entry scaled
+                # by its largest sample, as the reference does (a correct inf stays inf)
+                mean, var = stage1.empirical_moments_scaled(g.to(torch.float64))
             return Moments(_any(mean.to(g.dtype)), _any(var.to(g.dtype)))
 
     def linear_head_posterior(

@@ -73,6 +73,15 @@ def empirical_moments(g: torch.Tensor) -> Pair:
     return out
 
 
+def empirical_moments_scaled(g: torch.Tensor) -> Pair:
+    """:func:`empirical_moments` with each entry's samples divided by their largest magnitude
+    first (``bogc_ref._empirical._scaled_moments``): no overflow short of the result's own."""
+    size = g.abs().amax(dim=0)
+    size = torch.where(size > 0, size, torch.ones_like(size))
+    mean, var = empirical_moments(g / size)
+    return size * mean, size * (size * var)
+
+
 def linear_head_posterior(
     h: torch.Tensor, y: torch.Tensor, m0: torch.Tensor, p0: torch.Tensor, noise_var: float
 ) -> Pair:

@@ -482,3 +482,11 @@ def test_validation_beyond_memory_names_the_argument() -> None:
         bogc_ref.calibrate(huge, huge)
     with pytest.raises(MemoryError, match=r"^evidence: checking an argument of shape"):
         bogc_ref.reduced_dempster(huge)
+
+
+def test_empirical_moments_near_float64_max_neither_warn_nor_overflow_the_mean() -> None:
+    g = np.array([[1e308, -1e308], [1.5e308, -1.2e308], [1.2e308, -1.7e308]])
+    out = bogc_ref.empirical_moments(g)  # warnings are errors under pytest
+    np.testing.assert_allclose(out.mean, [1.2333333333333333e308, -1.3e308], rtol=1e-15)
+    scaled = g / 1e307  # var(G)/N = 1e614 var(G/1e307)/N: beyond float64, a correct inf
+    assert np.all(np.isinf(out.var)) and np.all(np.var(scaled, axis=0, ddof=1) > 0)

@@ -143,3 +143,13 @@ def test_huge_power_keeps_the_most_precise_source_in_float32() -> None:
     np.testing.assert_array_equal(got.belief.numpy(), want.belief)
     np.testing.assert_array_equal(got.grad.numpy(), want.grad)
     assert torch.isinf(got.evidence).sum() == 1  # only the dogmatic var = 0
+
+
+def test_float32_empirical_moments_do_not_overflow_where_float64_does_not() -> None:
+    # Squares and their sum beyond float32's range, the variance of the mean (/N(N-1)) not.
+    g = (RNG.normal(size=(1000, 3)) * 1.2e19).astype(np.float32)
+    got = T.empirical_moments(g)
+    want = bogc_ref.empirical_moments(g)
+    assert torch.isfinite(got.var).all()
+    np.testing.assert_allclose(got.var.numpy(), want.var, rtol=1e-5)
+    np.testing.assert_allclose(got.mean.numpy(), want.mean, rtol=1e-5)
