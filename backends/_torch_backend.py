@@ -459,7 +459,7 @@ class TorchBackend:
                 want_all=want_all,
                 check=bool(check_finite),
                 out_dtype=mu.dtype,
-                linear=linear_evidence(power_, tau_, mu.dtype),
+                linear=linear_evidence(power_, tau_, mu.dtype, weight),
             )
             result = run_core(
                 mu, v, present, scalars_for(tau_, power_, weight), options,

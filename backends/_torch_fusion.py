@@ -152,9 +152,7 @@ def fuse_ratios(r: Ratios, weight: float, want_weights: bool) -> Fused:
     :func:`fuse`; ``weights`` are :math:`r_m / \sum_n r_n`.
     """
     total = _sum(r.ratio)
-    # A W below the dtype's range (1e-300 in float32) would make x = 0 and 0/0 where no
-    # source has evidence; the smallest normal number instead changes nothing visible.
-    x = max(weight, torch.finfo(total.dtype).tiny) / r.scale
+    x = weight / r.scale  # W is a normal number of the dtype (see linear_evidence)
     inv_den = 1.0 / (x + total)
     belief = [term * inv_den for term in r.ratio]
     uncertainty = torch.where(x < math.inf, x * inv_den, 1.0)

@@ -153,3 +153,14 @@ def test_float32_empirical_moments_do_not_overflow_where_float64_does_not() -> N
     assert torch.isfinite(got.var).all()
     np.testing.assert_allclose(got.var.numpy(), want.var, rtol=1e-5)
     np.testing.assert_allclose(got.mean.numpy(), want.mean, rtol=1e-5)
+
+
+def test_prior_weight_above_float32_range_gives_no_nan() -> None:
+    # p = 1 and W = 1e300 in float32: W and the evidence scale both overflow (inf / inf).
+    mean = np.array([[1.73, 0.12]], np.float32)
+    var = np.array([[2.56e-15, 5.57]], np.float32)
+    kwargs = {"mode": "fixed", "tau": 1e-30, "prior_weight": 1e300, "normalize": True}
+    got = T.calibrate(mean, var, **kwargs)
+    want = bogc_ref.calibrate(mean, var, **kwargs)
+    np.testing.assert_allclose(got.belief.numpy(), want.belief, atol=1e-7)
+    np.testing.assert_allclose(got.uncertainty.numpy(), want.uncertainty, atol=1e-7)
