@@ -12,7 +12,8 @@ import importlib.util
 from typing import Any
 
 import numpy as np
-from contract_cases import Case, Outcome, judge, run
+from contract_cases import Case
+from contract_verdicts import Outcome, judge, run
 
 import bogc_ref
 

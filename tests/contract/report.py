@@ -18,8 +18,9 @@ from collections import Counter, defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from contract_cases import BAD, CLASSES, FUNCTIONS, RngChooser, draw_case, structured_edge_cases
+from contract_cases import FUNCTIONS, RngChooser, draw_case, structured_edge_cases
 from contract_driver import available, check
+from contract_verdicts import BAD, CLASSES
 
 
 def main() -> int:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import pytest
-from contract_cases import BAD, FUNCTIONS, Case, draw_case, structured_edge_cases
+from contract_cases import FUNCTIONS, Case, draw_case, structured_edge_cases
 from contract_driver import available, check
+from contract_verdicts import BAD
 from hypothesis import given
 from hypothesis import strategies as st
 
