@@ -74,12 +74,10 @@ def empirical_moments(g: torch.Tensor) -> Pair:
 
 
 def empirical_moments_scaled(g: torch.Tensor) -> Pair:
-    """:func:`empirical_moments` with each entry's samples divided by their largest magnitude
-    first (``bogc_ref._empirical._scaled_moments``): no overflow short of the result's own."""
-    size = g.abs().amax(dim=0)
-    size = torch.where(size > 0, size, torch.ones_like(size))
-    mean, var = empirical_moments(g / size)
-    return size * mean, size * (size * var)
+    """Moments with each entry's samples scaled by their largest magnitude first
+    (``_xp_stage1.empirical_moments_scaled``), for sums that overflow."""
+    out: Pair = xs.empirical_moments_scaled(namespace_of(g), g)
+    return out
 
 
 def linear_head_posterior(

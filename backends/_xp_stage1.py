@@ -199,6 +199,15 @@ def empirical_moments(xp: Any, g: Any) -> tuple[Any, Any]:
     return mean, ((g - mean) ** 2).sum(axis=0) / (n * (n - 1))
 
 
+def empirical_moments_scaled(xp: Any, g: Any) -> tuple[Any, Any]:
+    """:func:`empirical_moments` with each entry's samples divided by their largest magnitude
+    first (``bogc_ref._empirical._scaled_moments``): no overflow short of the result's own."""
+    size = xp.amax(abs(g), axis=0)
+    size = size + (size == 0)  # 1 where every sample is 0
+    mean, var = empirical_moments(xp, g / size)
+    return size * mean, size * (size * var)
+
+
 def linear_head_posterior(
     xp: Any, sla: Any, h: Any, y: Any, m0: Any, p0: Any, noise_var: float
 ) -> tuple[Any, Any]:
