@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bogc_ref._linalg import JITTER_STEPS
+from bogc_ref._softmax_head import LAPLACE_CHUNK_ELEMENTS
 
 
 def augmented(xp: Any, h: Any) -> Any:
@@ -231,11 +232,18 @@ def softmax_head_laplace(
     n_params = n_classes * width
     h_tilde = augmented(xp, h)
     p = softmax(xp, h_tilde @ theta.T)
-    curvature = xp.eye(n_classes, dtype=p.dtype)[None] * p[:, None, :] - p[:, :, None] * p[:, None]
-    outer = h_tilde[:, :, None] * h_tilde[:, None, :]
-    ggn = (curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)).reshape(
-        n_classes, n_classes, width, width
-    )
+    eye = xp.eye(n_classes, dtype=p.dtype)[None]
+    # Σ_b C_b ⊗ h̃_b h̃_bᵀ over chunks of rows, each chunk's (rows, K² + (D+1)²) work arrays
+    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result): memory as in the reference.
+    per_row = n_classes**2 + width**2
+    rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
+    ggn = xp.zeros((n_classes**2, width**2), dtype=p.dtype)
+    for start in range(0, h_tilde.shape[0], rows):
+        pc, hc = p[start : start + rows], h_tilde[start : start + rows]
+        curvature = eye * pc[:, None, :] - pc[:, :, None] * pc[:, None]
+        outer = hc[:, :, None] * hc[:, None, :]
+        ggn = ggn + curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)
+    ggn = ggn.reshape(n_classes, n_classes, width, width)
     precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
     grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
     chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
