@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bogc_ref._dempster import prior_weight_value
-from bogc_ref._heads import covariance, head_weights, representation
+from bogc_ref._heads import covariance, head_weights, representation, require_classes
 from bogc_ref._linear_head import _targets
 from bogc_ref._softmax_head import DEFAULT_CHUNK_ELEMENTS, _noise
 from bogc_ref._validation import (
@@ -28,6 +28,8 @@ from bogc_ref._validation import (
     positive_scalar,
     require_min_ndim,
     require_shape,
+    require_sources,
+    sources_array,
 )
 
 #: Stubs of a call's array arguments, keyed by argument name.
@@ -43,7 +45,8 @@ class Checked:
     > 0, ``labels`` must lie in [0, n_classes). ``nonnegative``: the array (variances or
     evidence) that must hold no NaN and no negative entry, where its sources are present.
     ``same_dtype``: float arguments that must share one dtype (backends whose stubs map
-    half types to float32 test this on the arrays themselves). ``count``, ``chunk``:
+    half types to float32 test this on the arrays themselves). ``psd``: the covariance that
+    must be positive semi-definite (``bogc_ref._linalg.require_psd``). ``count``, ``chunk``:
     Monte Carlo draws and draws per chunk. ``noise_var``: the checked noise variance.
     """
 
@@ -52,6 +55,7 @@ class Checked:
     n_classes: int = 0
     nonnegative: str | None = None
     same_dtype: tuple[str, ...] = ()
+    psd: str | None = None
     count: int = 0
     chunk: int = 0
     noise_var: float = 0.0
@@ -83,7 +87,7 @@ def linear_head_moments(s: Stubs) -> Checked:
     cov = covariance(s["w_cov"], "w_cov", (k, d1, d1), "(K, D+1, D+1)")
     common_dtype([("h", hs), ("y", ys), ("w_mean", mu), ("w_cov", cov)])
     names = ("h", "y", "w_mean", "w_cov")
-    return Checked(finite=names, symmetric="w_cov", same_dtype=names)
+    return Checked(finite=names, symmetric="w_cov", same_dtype=names, psd="w_cov")
 
 
 def _softmax_inputs(s: Stubs, weight: str) -> tuple[int, int, int]:
@@ -91,6 +95,7 @@ def _softmax_inputs(s: Stubs, weight: str) -> tuple[int, int, int]:
     hs = representation(s["h"])
     n_rows, dim = hs.shape
     mu = head_weights(s[weight], weight, dim)
+    require_classes(mu, weight)
     labels_array(s["labels"], "labels", mu.shape[0], n_rows)
     return n_rows, dim, mu.shape[0]
 
@@ -127,7 +132,11 @@ def softmax_head_moments_linearized(s: Stubs) -> Checked:
     """h (B, D), labels (B,) in [0, K), w_mean (K, D+1), w_cov (K(D+1), K(D+1))."""
     _, _, k, _ = _softmax_with_covariance(s)
     return Checked(
-        finite=_SOFTMAX_FLOATS, symmetric="w_cov", n_classes=k, same_dtype=_SOFTMAX_FLOATS
+        finite=_SOFTMAX_FLOATS,
+        symmetric="w_cov",
+        n_classes=k,
+        same_dtype=_SOFTMAX_FLOATS,
+        psd="w_cov",
     )
 
 
@@ -152,7 +161,11 @@ def linear_head_posterior(s: Stubs, noise_var: object) -> Checked:
     common_dtype([("h", hs), ("y", ys), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "y", "prior_mean", "prior_precision")
     return Checked(
-        finite=names, symmetric="prior_precision", same_dtype=names, noise_var=checked_noise
+        finite=names,
+        symmetric="prior_precision",
+        same_dtype=names,
+        psd="prior_precision",
+        noise_var=checked_noise,
     )
 
 
@@ -166,14 +179,19 @@ def softmax_head_laplace(s: Stubs) -> Checked:
     p0 = covariance(s["prior_precision"], "prior_precision", (n_params, n_params), "KD")
     common_dtype([("h", s["h"]), ("w", s["w"]), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "w", "prior_mean", "prior_precision")
-    return Checked(finite=names, symmetric="prior_precision", n_classes=k, same_dtype=names)
+    return Checked(
+        finite=names,
+        symmetric="prior_precision",
+        n_classes=k,
+        same_dtype=names,
+        psd="prior_precision",
+    )
 
 
 # ---------------------------------------------------------------------------- stage 2, 3
 def evidence(s: Stubs) -> Checked:
     """var (..., M, D) and an optional mask broadcasting to (..., M)."""
-    arr = float_array(s["var"], "var")
-    require_min_ndim(arr, "var", 2, "(..., M, D)")
+    arr = sources_array(s["var"], "var")
     if "mask" in s:
         bool_mask(s["mask"], "mask", arr.shape[:-1])
     return Checked(nonnegative="var")
@@ -181,8 +199,7 @@ def evidence(s: Stubs) -> Checked:
 
 def evidence_argument(s: Stubs) -> Checked:
     """evidence (..., M, D): no NaN, no negative entry."""
-    arr = float_array(s["evidence"], "evidence")
-    require_min_ndim(arr, "evidence", 2, "(..., M, D)")
+    sources_array(s["evidence"], "evidence")
     return Checked(nonnegative="evidence")
 
 
@@ -193,6 +210,7 @@ def calibrate(s: Stubs) -> Checked:
     common_dtype([("mean", ms), ("var", vs)])
     require_min_ndim(ms, "mean", 2, "(..., M, D)")
     require_shape(vs, "var", ms.shape, "the shape of mean")
+    require_sources(ms, "mean")
     if "mask" in s:
         bool_mask(s["mask"], "mask", ms.shape[:-1])
     return Checked(same_dtype=("mean", "var"))

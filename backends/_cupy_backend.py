@@ -29,7 +29,7 @@ from . import _checks as checks
 from . import _cupy_kernels as kernels
 from . import _xp_stage1 as xs
 from ._errors import BackendUnavailable
-from ._replay import replay_on_host, stub, validate
+from ._replay import host_array, replay_on_host, stub, validate
 
 cupy_linalg: Any = importlib.import_module("cupyx.scipy.linalg")
 
@@ -71,6 +71,14 @@ class _CupyOps:
     isnan = staticmethod(cupy.isnan)
 
     @staticmethod
+    def maybe_not_psd(a: Any) -> bool:
+        """Whether some trailing matrix of ``a`` fails a batched float64 Cholesky (CuPy
+        returns NaN factors on failure); True sends ``a`` to the reference's host test."""
+        if a.size == 0:
+            return False
+        return not bool(cupy.isfinite(cupy.linalg.cholesky(a.astype(cupy.float64))).all())
+
+    @staticmethod
     def any_set(flags: list[Any]) -> bool:
         """One scalar transfer: True if any 0-d flag is set."""
         return bool(flags) and bool(cupy.stack([cupy.asarray(f).reshape(()) for f in flags]).any())
@@ -88,6 +96,38 @@ class _CupyOps:
 
 
 _OPS = _CupyOps()
+
+
+def _without_overflow_nan(
+    compute: Callable[[Any], tuple[Any, Any]],
+    cdt: Any,
+    reference: Callable[..., Any],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> tuple[Any, Any]:
+    """``compute(cdt)``; on a NaN (an overflow, the inputs being finite) again in float64,
+    then the reference on host copies, which raises its clear error (as the torch backend's
+    ``_without_overflow_nan``)."""
+    results = compute(cdt)
+    if not any(bool(cupy.isnan(r).any()) for r in results):
+        return results
+    if np.dtype(cdt) != np.float64:
+        results = compute(np.float64)
+        if not any(bool(cupy.isnan(r).any()) for r in results):
+            return results
+    answer = reference(*(_host(a) for a in args), **{k: _host(v) for k, v in kwargs.items()})
+    first, second = (cupy.asarray(np.asarray(x)) for x in answer)
+    return first, second
+
+
+#: Powers above this are fused in float64 for float32 and half inputs (``_torch_backend``).
+FLOAT32_POWER_LIMIT = 1e35
+
+
+def _clamped_power(power: float, dtype: Any) -> float:
+    """``power`` within the compute dtype's normal range (1e308 is not inf, 1e-308 not 0)."""
+    info = np.finfo(dtype)
+    return float(min(max(power, float(info.tiny)), float(info.max)))
 
 
 def _one_hot(labels: Any, n_classes: int, dtype: Any) -> Any:
@@ -126,7 +166,12 @@ class CupyBackend:
 
     @staticmethod
     def _arrays(**values: object) -> dict[str, Any]:
-        return {k: v if isinstance(v, cupy.ndarray) else cupy.asarray(v) for k, v in values.items()}
+        """Device arrays; host values through ``host_array`` (masked arrays and dtypes no
+        array library holds are a TypeError naming the argument, as in the reference)."""
+        return {
+            k: v if isinstance(v, cupy.ndarray) else cupy.asarray(host_array(v, k))
+            for k, v in values.items()
+        }
 
     @staticmethod
     def _check(
@@ -153,7 +198,10 @@ class CupyBackend:
         self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
                     checks.linear_head_moments)  # fmt: skip
         out = t["h"].dtype
-        mean, var = xs.linear_head_moments(cupy, *(v.astype(_cdt(out)) for v in t.values()))
+        mean, var = _without_overflow_nan(
+            lambda d: xs.linear_head_moments(cupy, *(v.astype(d) for v in t.values())),
+            _cdt(out), bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {},
+        )  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
     def softmax_head_moments(
@@ -180,24 +228,31 @@ class CupyBackend:
             lambda s: checks.softmax_head_moments(s, n_samples, seed, chunk_size),
         )  # fmt: skip
         out = t["h"].dtype
-        cdt = _cdt(out)
-        chol = xs.cholesky_jittered(cupy, t["w_cov"], "w_cov").astype(cdt)
-        n_params = chol.shape[0]
-        if "eps" in t:
-            stored = t["eps"].astype(cdt)
+        factor = xs.psd_factor(cupy, t["w_cov"], "w_cov")
 
-            def draws(start: int, size: int) -> Any:
-                return stored[start : start + size]
-        else:
-            rng = cupy.random.default_rng(seed)
+        def compute(cdt: Any) -> tuple[Any, Any]:
+            chol = factor.astype(cdt)
+            n_params = chol.shape[0]
+            if "eps" in t:
+                stored = t["eps"].astype(cdt)
 
-            def draws(start: int, size: int) -> Any:
-                return rng.standard_normal((size, n_params), dtype=cdt)
+                def draws(start: int, size: int) -> Any:
+                    return stored[start : start + size]
+            else:
+                rng = cupy.random.default_rng(seed)
 
-        mean, var = xs.softmax_head_moments(
-            cupy, t["h"].astype(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
-            t["w_mean"].astype(cdt), chol, draws, sizes.count, sizes.chunk,
-        )  # fmt: skip
+                def draws(start: int, size: int) -> Any:
+                    return rng.standard_normal((size, n_params), dtype=cdt)
+
+            pair: tuple[Any, Any] = xs.softmax_head_moments(
+                cupy, t["h"].astype(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
+                t["w_mean"].astype(cdt), chol, draws, sizes.count, sizes.chunk,
+            )  # fmt: skip
+            return pair
+
+        mean, var = _without_overflow_nan(
+            compute, _cdt(out), bogc_ref.softmax_head_moments, (h, labels, w_mean, w_cov), kwargs
+        )
         return Moments(mean.astype(out), var.astype(out))
 
     def softmax_head_moments_linearized(
@@ -208,10 +263,12 @@ class CupyBackend:
         sizes = self._check(bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov),
                             {}, t, checks.softmax_head_moments_linearized)  # fmt: skip
         out = t["h"].dtype
-        cdt = _cdt(out)
-        mean, var = xs.softmax_head_moments_linearized(
-            cupy, t["h"].astype(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
-            t["w_mean"].astype(cdt), t["w_cov"].astype(cdt),
+        mean, var = _without_overflow_nan(
+            lambda d: xs.softmax_head_moments_linearized(
+                cupy, t["h"].astype(d), _one_hot(t["labels"], sizes.n_classes, d),
+                t["w_mean"].astype(d), t["w_cov"].astype(d),
+            ),
+            _cdt(out), bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov), {},
         )  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
@@ -222,6 +279,9 @@ class CupyBackend:
                     checks.empirical_moments)  # fmt: skip
         g = t["per_sample_grads"]
         mean, var = xs.empirical_moments(cupy, g.astype(_cdt(g.dtype)))
+        if not bool(cupy.isfinite(mean).all() & cupy.isfinite(var).all()):
+            # sums beyond the compute dtype's range: float64, scaled (as the reference)
+            mean, var = xs.empirical_moments_scaled(cupy, g.astype(np.float64))
         return Moments(mean.astype(g.dtype), var.astype(g.dtype))
 
     def linear_head_posterior(
@@ -234,11 +294,20 @@ class CupyBackend:
         sizes = self._check(bogc_ref.linear_head_posterior, (h, y), kwargs, t,
                             lambda s: checks.linear_head_posterior(s, noise_var))  # fmt: skip
         out = t["h"].dtype
-        f64 = [t[n].astype(np.float64) for n in ("h", "y", "prior_mean", "prior_precision")]
-        mean, cov = xs.linear_head_posterior(
-            cupy, cupy_linalg, f64[0], f64[1], f64[2], f64[3], sizes.noise_var
+
+        def compute(d: Any) -> tuple[Any, Any]:
+            h_, y_, m0, p0 = (t[n].astype(d) for n in ("h", "y", "prior_mean", "prior_precision"))
+            pair: tuple[Any, Any] = xs.linear_head_posterior(
+                cupy, cupy_linalg, h_, y_, m0, p0, sizes.noise_var
+            )
+            return pair
+
+        mean, cov = _without_overflow_nan(
+            compute, np.float64, bogc_ref.linear_head_posterior, (h, y), kwargs
         )
         k = mean.shape[0]
+        if cov.ndim == 3:  # the reference's answer (overflow path)
+            return Posterior(mean.astype(out), cov.astype(out))
         return Posterior(mean.astype(out), cupy.broadcast_to(cov.astype(out), (k, *cov.shape)))
 
     def softmax_head_laplace(
@@ -253,8 +322,18 @@ class CupyBackend:
                             checks.softmax_head_laplace)  # fmt: skip
         out = t["h"].dtype
         targets = _one_hot(t["labels"], sizes.n_classes, np.float64)
-        f64 = [t[n].astype(np.float64) for n in ("h", "w", "prior_mean", "prior_precision")]
-        mean, cov = xs.softmax_head_laplace(cupy, cupy_linalg, f64[0], targets, *f64[1:])
+        names = ("h", "w", "prior_mean", "prior_precision")
+
+        def compute(d: Any) -> tuple[Any, Any]:
+            f64 = [t[n].astype(d) for n in names]
+            pair: tuple[Any, Any] = xs.softmax_head_laplace(
+                cupy, cupy_linalg, f64[0], targets, *f64[1:]
+            )
+            return pair
+
+        mean, cov = _without_overflow_nan(
+            compute, np.float64, bogc_ref.softmax_head_laplace, (h, labels, w), kwargs
+        )
         return Posterior(mean.astype(out), cov.astype(out))
 
     # ------------------------------------------------------------------ stage 2, 3
@@ -298,7 +377,7 @@ class CupyBackend:
         present = self._present(t, shape)
         log_ref, _ = self._pass1(vc, vc, present, mode_ == "relative", False)
         e = kernels.raw_evidence_kernel(float(np.finfo(out).max))(
-            vc, present[:, :, None], log_ref[:, None, None], power_,
+            vc, present[:, :, None], log_ref[:, None, None], _clamped_power(power_, vc.dtype),
             math.log(tau_) if tau_ is not None else 0.0, mode_ == "relative",
         )  # fmt: skip
         return e.astype(out).reshape(shape)
@@ -354,7 +433,8 @@ class CupyBackend:
         self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate, check_dtypes=True)
         shape, out = mu.shape, mu.dtype
         lead, n_sources, dim = self._lead(shape), shape[-2], shape[-1]
-        cdt = _cdt(out)
+        # p·log-ratios beyond float32's range: fuse in float64 (see the torch backend)
+        cdt = np.float64 if power_ > FLOAT32_POWER_LIMIT else _cdt(out)
         mc = cupy.ascontiguousarray(mu.astype(cdt)).reshape(lead, n_sources, dim)
         vc = cupy.ascontiguousarray(v.astype(cdt)).reshape(lead, n_sources, dim)
         present = self._present(t, shape)
@@ -381,7 +461,7 @@ class CupyBackend:
             n_sources, relative, bool(normalize), "mask" in t, True, float(np.finfo(out).max)
         )
         kernel(
-            mc, vc, present, log_ref, float(power_),
+            mc, vc, present, log_ref, _clamped_power(power_, cdt),
             math.log(tau_) if tau_ is not None else 0.0, math.log(weight), dim,
             grad, unc, belief, evid,
         )  # fmt: skip

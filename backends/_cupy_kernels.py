@@ -44,6 +44,12 @@ def pass1_kernel(relative: bool, check: bool) -> Any:
     )
 
 
+#: The compute type's largest finite value: a log-evidence that overflows saturates there
+#: (the reference's rule: only var = 0 is dogmatic).
+RAW_MAX_DEFINE = (
+    "#define RAW_MAX ((T)(sizeof(T) == 4 ? 3.4028234663852886e38 : 1.7976931348623157e308))\n"
+)
+
 _FUSED_BODY = """
 const long long l = i / D;
 const long long d = i - l * D;
@@ -57,6 +63,7 @@ for (int m = 0; m < NSRC; ++m) {
     const bool p = HAS_MASK ? present[l * NSRC + m] : true;
     const T lv = log(var[idx]);
     T raw = RELATIVE ? (T)power * ((T)log_ref[l] - lv) : (T)power * (-lv - (T)log_tau);
+    raw = (raw == POS_INF && lv > NEG_INF) ? RAW_MAX : raw;  // only var = 0 is dogmatic
     raw = p ? raw : NEG_INF;
     if (WANT_ALL) {
         evidence[idx] = isinf(raw) && raw > 0 ? POS_INF : min(exp(raw), (T)T_MAX);
@@ -66,7 +73,7 @@ for (int m = 0; m < NSRC; ++m) {
     fin[m] = dog[m] ? NEG_INF : raw;
     top = max(top, fin[m]);
 }
-const T shift = top > NEG_INF ? top : (T)0;
+const T shift = top > NEG_INF ? top : (T)log_w;  // no evidence: the prior term is 1
 T total = 0;
 for (int m = 0; m < NSRC; ++m) { fin[m] = exp(fin[m] - shift); total += fin[m]; }
 const T c = max((T)log_w, shift);
@@ -104,7 +111,7 @@ def fused_kernel(
         "T_MAX": repr(t_max),
     }
     preamble = "".join(f"#define {k} {v}\n" for k, v in defines.items())
-    preamble += "#include <math_constants.h>\n"
+    preamble += "#include <math_constants.h>\n" + RAW_MAX_DEFINE
     return cupy.ElementwiseKernel(
         "raw T mean, raw T var, raw bool present, raw float64 log_ref, "
         "float64 power, float64 log_tau, float64 log_w, int64 D",
@@ -130,7 +137,7 @@ for (int m = 0; m < NSRC; ++m) {
     fin[m] = dog[m] ? NEG_INF : raw;
     top = max(top, fin[m]);
 }
-const T shift = top > NEG_INF ? top : (T)0;
+const T shift = top > NEG_INF ? top : (T)log_w;  // no evidence: the prior term is 1
 T total = 0;
 for (int m = 0; m < NSRC; ++m) { fin[m] = exp(fin[m] - shift); total += fin[m]; }
 const T c = max((T)log_w, shift);
@@ -154,7 +161,7 @@ def fuse_evidence_kernel(n_sources: int) -> Any:
         "T uncertainty, raw T belief",
         _FUSE_EVIDENCE_BODY,
         f"bogc_fuse_evidence_{n_sources}",
-        preamble=f"#define NSRC {n_sources}\n#include <math_constants.h>\n",
+        preamble=f"#define NSRC {n_sources}\n#include <math_constants.h>\n" + RAW_MAX_DEFINE,
     )
 
 
@@ -169,11 +176,12 @@ def raw_evidence_kernel(t_max: float) -> Any:
         """
         const T lv = log(v);
         T raw = relative ? (T)power * ((T)log_ref - lv) : (T)power * (-lv - (T)log_tau);
+        raw = (raw == CUDART_INF_F && lv > -CUDART_INF_F) ? RAW_MAX : raw;  // var = 0 only
         raw = p ? raw : -CUDART_INF_F;
         e = isinf(raw) && raw > 0 ? CUDART_INF_F : min(exp(raw), (T)T_MAX);
         """,
         "bogc_raw_evidence",
-        preamble=(f"#define T_MAX {t_max!r}\n#include <math_constants.h>\n"),
+        preamble=(f"#define T_MAX {t_max!r}\n#include <math_constants.h>\n" + RAW_MAX_DEFINE),
     )
 
 
@@ -193,5 +201,5 @@ def opinions_kernel() -> Any:
         u = exp((T)log_w - lden);
         """,
         "bogc_opinions",
-        preamble="#include <math_constants.h>\n",
+        preamble="#include <math_constants.h>\n" + RAW_MAX_DEFINE,
     )

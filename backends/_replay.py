@@ -16,7 +16,39 @@ from typing import Any, NoReturn, Protocol
 
 import numpy as np
 
+from bogc_ref._linalg import require_psd
+from bogc_ref._validation import plain_array
+
 from ._checks import Checked, Stubs
+
+#: NumPy dtype kinds an array library can hold (bool, integers, floats, complex).
+_NUMERIC_KINDS = "biufc"
+
+
+def host_array(x: object, name: str) -> np.ndarray:
+    """A host value as a NumPy array a device library can copy, or TypeError naming ``name``.
+
+    Masked arrays are refused like the reference does (``plain_array``); ``np.matrix``
+    becomes its plain array; negative strides are copied away; unsigned integers wider
+    than 8 bits become int64 (values beyond int64 clipped to its maximum, which is still
+    out of any label range, so the range check reports them); a dtype no array library
+    holds (object, strings, long double) is a TypeError naming the argument.
+    """
+    arr = plain_array(x, name)
+    if (
+        arr.dtype.kind not in _NUMERIC_KINDS
+        or arr.dtype.itemsize > 16
+        or (arr.dtype.kind == "f" and arr.dtype.itemsize > 8)
+    ):
+        raise TypeError(
+            f"{name}: expected a float32 or float64 array (integer ones for labels), got "
+            f"dtype {arr.dtype} (shape {arr.shape})"
+        )
+    if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
+        arr = np.minimum(arr, np.iinfo(np.int64).max).astype(np.int64)
+    if any(s < 0 for s in arr.strides):
+        arr = arr.copy(order="C")  # fresh strides (ascontiguousarray keeps them on length 1)
+    return arr
 
 
 def stub(dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
@@ -78,6 +110,11 @@ class ArrayOps(Protocol):
         """TypeError when arrays that must share a dtype do not."""
         ...
 
+    def maybe_not_psd(self, a: Any) -> bool:
+        """False when every trailing matrix of ``a`` factors by Cholesky as it is (one
+        batched factorisation, one scalar read back); True sends ``a`` to the host."""
+        ...
+
 
 def value_flags(
     ops: ArrayOps, arrays: Mapping[str, Any], checked: Checked, present: Any = None
@@ -117,7 +154,9 @@ def validate(
     reference runs on host copies of ``args``/``kwargs`` and raises its own error when it
     sees one (otherwise the structural error propagates). Then the value checks of the
     returned :class:`Checked` run as one reduction and one scalar transfer, and only when
-    one is set does :func:`replay_on_host` run the reference. ``present`` gives the
+    one is set does :func:`replay_on_host` run the reference. A covariance that must be
+    positive semi-definite (``checked.psd``) is factored on the device; only when that
+    fails does the reference's test run on a host copy. ``present`` gives the
     presence mask for the ``nonnegative`` check (None: every source present).
     """
     try:
@@ -130,4 +169,8 @@ def validate(
     where = present() if present is not None and checked.nonnegative is not None else None
     if ops.any_set(value_flags(ops, arrays, checked, where)):
         replay_on_host(reference, args, kwargs, ops.host)
+    if checked.psd is not None and ops.maybe_not_psd(arrays[checked.psd]):
+        # The reference's own test (jitter ladder, zero matrix): raises or accepts.
+        host = ops.host(arrays[checked.psd])
+        require_psd(np.asarray(host), checked.psd)
     return checked

@@ -50,9 +50,12 @@ from ._torch_common import (
     any_flag,
     as_tensor,
     compute_dtype,
+    generator_seed,
     host,
+    maybe_not_psd,
     not_all_finite,
     not_symmetric,
+    results_have_nan,
     same_device,
     saturate_exp,
     stub_of,
@@ -74,6 +77,7 @@ class _TorchOps:
     not_symmetric = staticmethod(not_symmetric)
     isnan = staticmethod(torch.isnan)
     any_set = staticmethod(any_flag)
+    maybe_not_psd = staticmethod(maybe_not_psd)
 
     @staticmethod
     def same_dtype(tensors: Mapping[str, torch.Tensor]) -> None:
@@ -123,7 +127,7 @@ class TorchBackend:
     def _tensors(self, **values: object) -> dict[str, torch.Tensor]:
         anchor = next((v for v in values.values() if isinstance(v, torch.Tensor)), None)
         device = anchor.device if anchor is not None else torch.device(self.device)
-        out = {name: as_tensor(v, device) for name, v in values.items()}
+        out = {name: as_tensor(v, device, name) for name, v in values.items()}
         first = next(iter(out.values()))
         same_device(first, out)
         return out
@@ -148,8 +152,10 @@ class TorchBackend:
             self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
                         checks.linear_head_moments)  # fmt: skip
             out = t["h"].dtype
-            cdt = compute_dtype(out)
-            mean, var = stage1.linear_head_moments(*(v.to(cdt) for v in t.values()))
+            mean, var = _without_overflow_nan(
+                lambda d: stage1.linear_head_moments(*(v.to(d) for v in t.values())),
+                compute_dtype(out), bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {},
+            )  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def softmax_head_moments(
@@ -177,22 +183,28 @@ class TorchBackend:
                 lambda s: checks.softmax_head_moments(s, n_samples, seed, chunk_size),
             )  # fmt: skip
             out = t["h"].dtype
-            cdt = compute_dtype(out)
-            hc = t["h"].to(cdt)
-            generator = None
-            if eps is None and seed is not None:
-                generator = torch.Generator(device=hc.device)
-                generator.manual_seed(int(seed))
-            mean, var = stage1.softmax_head_moments(
-                hc,
-                _one_hot(t["labels"], sizes.n_classes, cdt),
-                t["w_mean"].to(cdt),
-                t["w_cov"],
-                eps=t["eps"].to(cdt) if "eps" in t else None,
-                count=sizes.count,
-                generator=generator,
-                chunk=sizes.chunk,
-            )
+
+            def compute(cdt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+                hc = t["h"].to(cdt)
+                generator = None
+                if eps is None and seed is not None:
+                    generator = torch.Generator(device=hc.device)
+                    generator.manual_seed(generator_seed(seed))
+                return stage1.softmax_head_moments(
+                    hc,
+                    _one_hot(t["labels"], sizes.n_classes, cdt),
+                    t["w_mean"].to(cdt),
+                    t["w_cov"],
+                    eps=t["eps"].to(cdt) if "eps" in t else None,
+                    count=sizes.count,
+                    generator=generator,
+                    chunk=sizes.chunk,
+                )
+
+            mean, var = _without_overflow_nan(
+                compute, compute_dtype(out), bogc_ref.softmax_head_moments,
+                (h, labels, w_mean, w_cov), kwargs,
+            )  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def softmax_head_moments_linearized(
@@ -205,10 +217,13 @@ class TorchBackend:
                                 (h, labels, w_mean, w_cov), {}, t,
                                 checks.softmax_head_moments_linearized)  # fmt: skip
             out = t["h"].dtype
-            cdt = compute_dtype(out)
-            mean, var = stage1.softmax_head_moments_linearized(
-                t["h"].to(cdt), _one_hot(t["labels"], sizes.n_classes, cdt),
-                t["w_mean"].to(cdt), t["w_cov"].to(cdt),
+            mean, var = _without_overflow_nan(
+                lambda d: stage1.softmax_head_moments_linearized(
+                    t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d),
+                    t["w_mean"].to(d), t["w_cov"].to(d),
+                ),
+                compute_dtype(out), bogc_ref.softmax_head_moments_linearized,
+                (h, labels, w_mean, w_cov), {},
             )  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
@@ -220,6 +235,10 @@ class TorchBackend:
                         checks.empirical_moments)  # fmt: skip
             g = t["per_sample_grads"]
             mean, var = stage1.empirical_moments(g.to(compute_dtype(g.dtype)))
+            if not bool((torch.isfinite(mean).all() & torch.isfinite(var).all()).item()):
+                # squares beyond the compute dtype's range: float64 with each entry scaled
+                # by its largest sample, as the reference does (a correct inf stays inf)
+                mean, var = stage1.empirical_moments_scaled(g.to(torch.float64))
             return Moments(_any(mean.to(g.dtype)), _any(var.to(g.dtype)))
 
     def linear_head_posterior(
@@ -233,13 +252,15 @@ class TorchBackend:
             sizes = self._check(bogc_ref.linear_head_posterior, (h, y), kwargs, t,
                                 lambda s: checks.linear_head_posterior(s, noise_var))  # fmt: skip
             out = t["h"].dtype
-            f64 = torch.float64
-            mean, cov = stage1.linear_head_posterior(
-                t["h"].to(f64), t["y"].to(f64), t["prior_mean"].to(f64),
-                t["prior_precision"].to(f64), sizes.noise_var,
+            mean, cov = _without_overflow_nan(
+                lambda d: stage1.linear_head_posterior(
+                    t["h"].to(d), t["y"].to(d), t["prior_mean"].to(d),
+                    t["prior_precision"].to(d), sizes.noise_var,
+                ),
+                torch.float64, bogc_ref.linear_head_posterior, (h, y), kwargs,
             )  # fmt: skip
             k = mean.shape[0]
-            covs = cov.to(out).expand(k, *cov.shape)
+            covs = cov.to(out) if cov.ndim == 3 else cov.to(out).expand(k, *cov.shape)
             return Posterior(_any(mean.to(out)), _any(covs))
 
     def softmax_head_laplace(
@@ -254,10 +275,12 @@ class TorchBackend:
             sizes = self._check(bogc_ref.softmax_head_laplace, (h, labels, w), kwargs, t,
                                 checks.softmax_head_laplace)  # fmt: skip
             out = t["h"].dtype
-            f64 = torch.float64
-            mean, cov = stage1.softmax_head_laplace(
-                t["h"].to(f64), _one_hot(t["labels"], sizes.n_classes, f64), t["w"].to(f64),
-                t["prior_mean"].to(f64), t["prior_precision"].to(f64),
+            mean, cov = _without_overflow_nan(
+                lambda d: stage1.softmax_head_laplace(
+                    t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d), t["w"].to(d),
+                    t["prior_mean"].to(d), t["prior_precision"].to(d),
+                ),
+                torch.float64, bogc_ref.softmax_head_laplace, (h, labels, w), kwargs,
             )  # fmt: skip
             return Posterior(_any(mean.to(out)), _any(cov.to(out)))
 
@@ -416,6 +439,13 @@ class TorchBackend:
             t = self._tensors(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
             mu, v = t["mean"], t["var"]
             self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
+            if power_ > FLOAT32_POWER_LIMIT and compute_dtype(mu.dtype) != torch.float64:
+                targets = checked_out(out, want_all, mu, t) if out is not None else None
+                wide = self._calibrate(
+                    mu.double(), v.double(), mask, mode, tau, power, prior_weight, normalize,
+                    check_finite, want_all, None,
+                )  # fmt: skip
+                return _narrowed(wide, mu.dtype, targets)
             present = self._present(t, tuple(mu.shape))
 
             def value_error() -> None:
@@ -435,7 +465,7 @@ class TorchBackend:
                 want_all=want_all,
                 check=bool(check_finite),
                 out_dtype=mu.dtype,
-                linear=linear_evidence(power_, tau_, mu.dtype),
+                linear=linear_evidence(power_, tau_, mu.dtype, weight),
             )
             result = run_core(
                 mu, v, present, scalars_for(tau_, power_, weight), options,
@@ -447,6 +477,58 @@ class TorchBackend:
                     replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
                 result = tuple(result_list)
             return result
+
+
+#: Above this power, p · log(λ/λ_ref) can exceed float32's range (|log ratio| <= ~800 with
+#: τ from 1e-308 to 1e308): float32 and half inputs are then fused in float64, so that the
+#: most precise source still wins instead of several tying at the saturated value.
+FLOAT32_POWER_LIMIT = 1e35
+
+
+def _narrowed(
+    wide: tuple[torch.Tensor, ...], dtype: torch.dtype, targets: tuple[torch.Tensor, ...] | None
+) -> tuple[torch.Tensor, ...]:
+    """float64 results (grad, then belief, uncertainty, evidence) cast to ``dtype``, the
+    evidence saturating at its largest finite value (+inf kept for dogmatic), written into
+    ``targets`` (the checked ``out=`` tensors) when given."""
+    big = torch.finfo(dtype).max
+    results = [x.to(dtype) for x in wide]
+    if len(wide) == 4:
+        e = wide[3]
+        results[3] = torch.where(torch.isposinf(e), e, e.clamp(max=big)).to(dtype)
+    if targets is None:
+        return tuple(results)
+    for target, value in zip(targets, results, strict=True):
+        target.copy_(value)
+    return targets
+
+
+def _without_overflow_nan(
+    compute: Callable[[torch.dtype], tuple[torch.Tensor, torch.Tensor]],
+    cdt: torch.dtype,
+    reference: Callable[..., Any],
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``compute(cdt)`` for validated, finite inputs, where a NaN can only be an overflow.
+
+    On a NaN (one scalar sync to find out): again in float64 if ``cdt`` is narrower
+    (float32 overflows near 1e19 where float64 does not); if float64 overflows too, the
+    reference on host copies, which raises its clear error naming the inputs (or, should
+    it return, its answer is used). Monte Carlo draws differ on that path (float64 or
+    NumPy draws).
+    """
+    results = compute(cdt)
+    if not results_have_nan(results):
+        return results
+    if cdt != torch.float64:
+        results = compute(torch.float64)
+        if not results_have_nan(results):
+            return results
+    answer = reference(*(host(a) for a in args), **{k: host(v) for k, v in kwargs.items()})
+    device = results[0].device
+    first, second = (torch.as_tensor(np.asarray(x), device=device) for x in answer)
+    return first, second
 
 
 def _one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:

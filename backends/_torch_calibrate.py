@@ -75,17 +75,22 @@ class CoreScalars(NamedTuple):
     inv_tau: float = 1.0  # 1/τ, the reference variance of the fixed mode
 
 
-def linear_evidence(power: float, tau: float | None, dtype: torch.dtype) -> bool:
+def linear_evidence(
+    power: float, tau: float | None, dtype: torch.dtype, weight: float = 1.0
+) -> bool:
     """Whether pass 2 may use the ratio form of :func:`._torch_fusion.fuse_ratios`.
 
-    It needs p = 1 and, in fixed mode, a reference variance 1/τ that is a normal
-    finite number of the compute dtype (the log domain handles any τ).
+    It needs p = 1, a prior weight W and, in fixed mode, a reference variance 1/τ that
+    are normal finite numbers of the compute dtype (the log domain handles any τ and W;
+    W = 1e300 in float32 would be inf, and inf / inf a NaN).
     """
     if power != 1.0:
         return False
+    info = torch.finfo(compute_dtype(dtype))
+    if not info.tiny <= weight <= info.max:
+        return False
     if tau is None:
         return True
-    info = torch.finfo(compute_dtype(dtype))
     return info.tiny <= 1.0 / tau <= info.max
 
 
@@ -235,7 +240,7 @@ def reference_log_var(
     :func:`._torch_fusion.mean_log_var`. ``compiled``: through ``torch.compile``.
     """
     device = var.device.type
-    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS:
+    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS and var.shape[-1] > 0:
         by_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
         if bool(by_bits.usable):
             return by_bits.mean

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._replay import stub
+from ._replay import host_array, stub
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
 FLOAT_DTYPES = (torch.float32, torch.float64, *HALF_DTYPES)
@@ -25,17 +25,39 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
-def as_tensor(x: object, device: torch.device | str | None = None) -> torch.Tensor:
+def as_tensor(
+    x: object, device: torch.device | str | None = None, name: str = "argument"
+) -> torch.Tensor:
     """``x`` as a tensor: tensors pass through; NumPy arrays and Python numbers are copied.
 
-    Python lists of floats become float64 like the reference's ``np.asarray``.
+    Python lists of floats become float64 like the reference's ``np.asarray``. Host
+    values go through :func:`._replay.host_array`: masked arrays and dtypes torch cannot
+    hold are a TypeError naming ``name``; negative strides and wide unsigned integers
+    are converted.
     """
     if isinstance(x, torch.Tensor):
         return x
-    arr = np.asarray(x)
+    arr = host_array(x, name)
     if arr.dtype.kind == "f" and not isinstance(x, np.ndarray | np.generic):
         arr = arr.astype(np.float64)
     return torch.as_tensor(arr, device=device)
+
+
+def maybe_not_psd(a: torch.Tensor) -> bool:
+    """False when every trailing matrix of ``a`` factors by Cholesky in float64 as it is."""
+    if a.numel() == 0:
+        return False
+    _, info = torch.linalg.cholesky_ex(a.to(torch.float64))
+    return bool((info != 0).any().item())
+
+
+def generator_seed(seed: int) -> int:
+    """A ``torch.Generator`` seed for any ``seed >= 0``: itself below 2**64, else 64 bits of
+    NumPy's ``SeedSequence(seed)`` (torch seeds are 64-bit; the reference takes any int)."""
+    seed = int(seed)
+    if seed < 1 << 64:
+        return seed
+    return int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
 
 
 def numpy_dtype(dtype: torch.dtype) -> np.dtype[Any]:
@@ -117,6 +139,11 @@ def new_empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
     if like.device.type == "cpu" and twin is not None and large:
         return torch.from_numpy(np.empty(shape, dtype=twin))
     return like.new_empty(shape)
+
+
+def results_have_nan(results: tuple[torch.Tensor, ...]) -> bool:
+    """One device-to-host sync: whether any result holds a NaN."""
+    return any_flag([torch.isnan(r).any() for r in results if r.is_floating_point()])
 
 
 def saturate_exp(log_e: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:

@@ -5,7 +5,7 @@ unrolled in Python: under ``torch.compile`` this becomes one loop over D that re
 M sources of each dimension once. Everything stays in the log domain (see
 ``bogc_ref._dempster``); with ``c = max(log W, max_m log e_m)``:
 
-    t_m = exp(log e_m - s),  s = max_m log e_m (0 if no evidence),  S = Σ_m t_m
+    t_m = exp(log e_m - s),  s = max_m log e_m (log W if no evidence),  S = Σ_m t_m
     W + Σ_m e_m = exp(c) · (S exp(s - c) + exp(log W - c))
 
 so every ``exp`` argument is <= 0 (no overflow), one of the two terms is exactly 1
@@ -53,9 +53,14 @@ def raw_log_evidence(
     given) or :math:`p(-\log var - \log\tau)` (fixed); ``-inf`` where ``present`` is False.
 
     ``var = 0`` gives ``+inf`` (dogmatic), ``var = +inf`` gives ``-inf`` (no evidence).
+    Only ``var = 0`` is dogmatic: a finite ``log e`` that overflows (a huge ``power``, a
+    tiny τ) saturates at the dtype's largest finite value, as in the reference.
     """
     log_var = torch.log(var)
+    info = torch.finfo(var.dtype)  # p = 1e308 in float32 is not inf, p = 1e-308 not 0 (0 * inf)
+    power = min(max(power, info.tiny), info.max)
     raw = power * (log_ref - log_var) if log_ref is not None else power * (-log_var - log_tau)
+    raw = torch.where((raw == math.inf) & (var != 0), torch.finfo(raw.dtype).max, raw)
     if present is not None:
         raw = torch.where(present, raw, -math.inf)
     return raw
@@ -85,7 +90,7 @@ def fuse(raw: list[torch.Tensor], log_w: float, want_weights: bool) -> Fused:
     top = finite[0]
     for f in finite[1:]:
         top = torch.maximum(top, f)
-    shift = torch.where(top > -math.inf, top, 0.0)
+    shift = torch.where(top > -math.inf, top, log_w)  # no evidence: the prior term is 1
     t = [torch.exp(f - shift) for f in finite]
     total = _sum(t)
     c = shift.clamp(min=log_w)
@@ -147,7 +152,7 @@ def fuse_ratios(r: Ratios, weight: float, want_weights: bool) -> Fused:
     :func:`fuse`; ``weights`` are :math:`r_m / \sum_n r_n`.
     """
     total = _sum(r.ratio)
-    x = weight / r.scale
+    x = weight / r.scale  # W is a normal number of the dtype (see linear_evidence)
     inv_den = 1.0 / (x + total)
     belief = [term * inv_den for term in r.ratio]
     uncertainty = torch.where(x < math.inf, x * inv_den, 1.0)

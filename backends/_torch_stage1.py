@@ -45,7 +45,7 @@ def softmax_head_moments(
     from ``generator`` (or the global generator), one ``randn`` call per chunk.
     """
     cdt = h.dtype
-    chol = xs.cholesky_jittered(namespace_of(w_cov), w_cov, "w_cov").to(cdt)
+    chol = xs.psd_factor(namespace_of(w_cov), w_cov, "w_cov").to(cdt)
     n_params = chol.shape[0]
 
     def draws(start: int, size: int) -> torch.Tensor:
@@ -70,6 +70,13 @@ def softmax_head_moments_linearized(
 def empirical_moments(g: torch.Tensor) -> Pair:
     r""":math:`\bar g = \frac1N\sum_n G_n`, :math:`\frac{1}{N(N-1)}\sum_n (G_n - \bar g)^2`."""
     out: Pair = xs.empirical_moments(namespace_of(g), g)
+    return out
+
+
+def empirical_moments_scaled(g: torch.Tensor) -> Pair:
+    """Moments with each entry's samples scaled by their largest magnitude first
+    (``_xp_stage1.empirical_moments_scaled``), for sums that overflow."""
+    out: Pair = xs.empirical_moments_scaled(namespace_of(g), g)
     return out
 
 

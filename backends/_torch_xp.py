@@ -58,6 +58,11 @@ class TorchNamespace:
         return a.permute(axes)
 
     @staticmethod
+    def amax(a: torch.Tensor, axis: int) -> torch.Tensor:
+        """``numpy.amax`` over one axis."""
+        return torch.amax(a, dim=axis)
+
+    @staticmethod
     def maximum(a: torch.Tensor, floor: float) -> torch.Tensor:
         """``numpy.maximum`` against a scalar."""
         return a.clamp(min=floor)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bogc_ref._linalg import JITTER_STEPS
+from bogc_ref._softmax_head import LAPLACE_CHUNK_ELEMENTS
 
 
 def augmented(xp: Any, h: Any) -> Any:
@@ -49,6 +50,11 @@ def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
     ``JITTER_STEPS`` in turn; if none factors, ``numpy.linalg.LinAlgError`` with the
     reference's message.
     """
+    if not bool(xp.isfinite(a).all()):
+        raise ValueError(
+            f"{name}: a matrix of shape {tuple(a.shape)} with non-finite entries (float64 "
+            "overflow); rescale the inputs"
+        )
     chol = factor(a)
     if chol is not None:
         return chol
@@ -66,6 +72,24 @@ def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
         f"relative jitter of {JITTER_STEPS[-1]:g} x mean diagonal (smallest eigenvalue "
         f"{smallest:.3g})"
     )
+
+
+def psd_factor(xp: Any, a: Any, name: str) -> Any:
+    """A lower factor of the covariance ``a`` with the reference's rule
+    (``bogc_ref._linalg.psd_factor``): the jitter ladder, the zero factor for the zero
+    matrix, else ``LinAlgError`` naming ``name`` and the smallest eigenvalue."""
+    a64 = xp.asarray(a, dtype=xp.float64)
+    try:
+        return cholesky_jittered(xp, a64, name)
+    except np.linalg.LinAlgError:
+        if not bool((a64 != 0).any()):
+            return xp.zeros_like(a64)
+        smallest = float(xp.linalg.eigvalsh(a64)[0])
+        raise np.linalg.LinAlgError(
+            f"{name}: matrix of shape {tuple(a64.shape)} is not positive semi-definite "
+            f"(smallest eigenvalue {smallest:.3g}, beyond the jitter of {JITTER_STEPS[-1]:g} "
+            "x mean diagonal)"
+        ) from None
 
 
 def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
@@ -156,9 +180,14 @@ def softmax_head_moments_linearized(
     term1 = xp.einsum("bl,bm,lmi->bi", r, r, same_dim)
     cross = xp.einsum("limj,bj->blim", blocks[:, :dim, :, :], h_tilde)
     term2 = 2.0 * xp.einsum("bl,bim,blim->bi", r, jac_a, cross)
-    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, h_tilde)
-    quad = xp.einsum("bj,bljm->blm", h_tilde, sigma_h)
-    term3 = xp.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
+    # h̃ = s ĥ, s = max|h̃_b| >= 1: quad = s² ĥᵀΣĥ with s folded into A (as the reference),
+    # so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
+    size = xp.amax(abs(h_tilde), axis=1)
+    unit = h_tilde / size[:, None]
+    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, unit)
+    quad = xp.einsum("bj,bljm->blm", unit, sigma_h)
+    scaled_a = jac_a * size[:, None, None]
+    term3 = xp.einsum("bil,bim,blm->bi", scaled_a, scaled_a, quad)
     return mean, xp.maximum(
         term1 + term2 + term3, 0.0
     )  # rounding below 0 is 0, as in the reference
@@ -171,13 +200,24 @@ def empirical_moments(xp: Any, g: Any) -> tuple[Any, Any]:
     return mean, ((g - mean) ** 2).sum(axis=0) / (n * (n - 1))
 
 
+def empirical_moments_scaled(xp: Any, g: Any) -> tuple[Any, Any]:
+    """:func:`empirical_moments` with each entry's samples divided by their largest magnitude
+    first (``bogc_ref._empirical._scaled_moments``): no overflow short of the result's own."""
+    size = xp.amax(abs(g), axis=0)
+    size = size + (size == 0)  # 1 where every sample is 0
+    mean, var = empirical_moments(xp, g / size)
+    return size * mean, size * (size * var)
+
+
 def linear_head_posterior(
     xp: Any, sla: Any, h: Any, y: Any, m0: Any, p0: Any, noise_var: float
 ) -> tuple[Any, Any]:
     """Conjugate posterior (float64 inputs), ``bogc_ref.linear_head_posterior``."""
     h_tilde = augmented(xp, h)
     chol = cholesky_jittered(
-        xp, p0 + h_tilde.T @ h_tilde / noise_var, "posterior precision P0 + H̃ᵀH̃/noise_var"
+        xp,
+        p0 + h_tilde.T @ h_tilde / noise_var,
+        "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var",
     )
     mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
     cov = cho_solve(sla, chol, xp.eye(h_tilde.shape[1], dtype=h_tilde.dtype))
@@ -192,14 +232,21 @@ def softmax_head_laplace(
     n_params = n_classes * width
     h_tilde = augmented(xp, h)
     p = softmax(xp, h_tilde @ theta.T)
-    curvature = xp.eye(n_classes, dtype=p.dtype)[None] * p[:, None, :] - p[:, :, None] * p[:, None]
-    outer = h_tilde[:, :, None] * h_tilde[:, None, :]
-    ggn = (curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)).reshape(
-        n_classes, n_classes, width, width
-    )
+    eye = xp.eye(n_classes, dtype=p.dtype)[None]
+    # Σ_b C_b ⊗ h̃_b h̃_bᵀ over chunks of rows, each chunk's (rows, K² + (D+1)²) work arrays
+    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result): memory as in the reference.
+    per_row = n_classes**2 + width**2
+    rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
+    ggn = xp.zeros((n_classes**2, width**2), dtype=p.dtype)
+    for start in range(0, h_tilde.shape[0], rows):
+        pc, hc = p[start : start + rows], h_tilde[start : start + rows]
+        curvature = eye * pc[:, None, :] - pc[:, :, None] * pc[:, None]
+        outer = hc[:, :, None] * hc[:, None, :]
+        ggn = ggn + curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)
+    ggn = ggn.reshape(n_classes, n_classes, width, width)
     precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
     grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
-    chol = cholesky_jittered(xp, precision, "Laplace precision P0 + GGN")
+    chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
     mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
     cov = cho_solve(sla, chol, xp.eye(n_params, dtype=theta.dtype))
     return mean.reshape(theta.shape), 0.5 * (cov + cov.T)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from ._dempster import fuse_log_evidence, prior_weight_value
+from ._dempster import fuse_log_evidence, huge_shares, prior_weight_value
 from ._evidence import (
     Mode,
     check_var,
@@ -19,9 +19,11 @@ from ._validation import (
     FloatArray,
     common_dtype,
     float_array,
+    memory_named,
     reject_where,
     require_min_ndim,
     require_shape,
+    require_sources,
 )
 
 
@@ -79,17 +81,13 @@ def calibrate(
     dtype = common_dtype([("mean", mean_arr), ("var", var_arr)])
     require_min_ndim(mean_arr, "mean", 2, "(..., M, D)")
     require_shape(var_arr, "var", mean_arr.shape, "the shape of mean")
+    require_sources(mean_arr, "mean")
     present = present_sources(mask, mean_arr.shape)
     if check_finite:
-        reject_where(
-            np.isnan(mean_arr) & present, "mean", "NaN in a present source", mean_arr.shape
-        )
-        reject_where(
-            np.isinf(mean_arr) & present,
-            "mean",
-            "infinite value in a present source",
-            mean_arr.shape,
-        )
+        with memory_named("mean", mean_arr.shape):
+            nan, inf = np.isnan(mean_arr) & present, np.isinf(mean_arr) & present
+        reject_where(nan, "mean", "NaN in a present source", mean_arr.shape)
+        reject_where(inf, "mean", "infinite value in a present source", mean_arr.shape)
         check_var(var_arr, present)
     weight = prior_weight_value(prior_weight, mean_arr.shape[-2])
     if not isinstance(normalize, bool | np.bool_):
@@ -117,9 +115,12 @@ def _weighted_sum(mu: FloatArray, belief: FloatArray, log_e: FloatArray) -> Floa
     """
     dogmatic = np.isposinf(log_e)
     finite_log_e = np.where(dogmatic, -np.inf, log_e)
-    log_total = logsumexp(finite_log_e, axis=-2)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):  # exp(-inf) = 0 is right
+        log_total = logsumexp(finite_log_e, axis=-2)
         weights = np.exp(finite_log_e - log_total[..., None, :])
     weights = np.where(np.isneginf(log_total)[..., None, :], 0.0, weights)
+    huge, shares = huge_shares(finite_log_e)
+    if huge.any():
+        weights = np.where(huge[..., None, :], shares, weights)
     weights = np.where(dogmatic.any(axis=-2, keepdims=True), belief, weights)
     return np.sum(weights * mu, axis=-2)

@@ -25,10 +25,11 @@ from ._results import Opinion
 from ._validation import (
     FloatArray,
     float_array,
+    memory_named,
     positive_scalar,
     reject_where,
-    require_min_ndim,
     require_ndim,
+    sources_array,
 )
 
 
@@ -39,6 +40,28 @@ def prior_weight_value(prior_weight: object, n_sources: int) -> float:
     return positive_scalar(prior_weight, "prior_weight")
 
 
+#: Above this ``log e`` (e > exp(2**50)) a sum of logs no longer resolves log M and W is
+#: nothing next to e: such dimensions are fused from the shifted evidence (see huge_shares).
+RESOLVABLE_LOG_EVIDENCE = 2.0**50
+
+
+def huge_shares(finite_log_e: FloatArray) -> tuple[np.ndarray, FloatArray]:
+    """Where the largest finite ``log e`` of a dimension exceeds :data:`RESOLVABLE_LOG_EVIDENCE`
+    (a huge ``power``): that mask (..., D) and the shares ``e_m / Σ_n e_n`` there, taken
+    as ``exp(log e_m - max_n log e_n)`` normalised (exact where ``log(Σ e)`` is not)."""
+    top = (
+        np.max(finite_log_e, axis=-2)
+        if finite_log_e.shape[-2]
+        else np.full(finite_log_e.shape[:-2] + finite_log_e.shape[-1:], -np.inf)
+    )
+    huge = top > RESOLVABLE_LOG_EVIDENCE
+    shift = np.where(huge, top, 0.0)[..., None, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        shifted = np.where(huge[..., None, :], np.exp(finite_log_e - shift), 0.0)
+    total = np.sum(shifted, axis=-2, keepdims=True)
+    return huge, shifted / np.where(total > 0, total, 1.0)
+
+
 def fuse_log_evidence(log_e: FloatArray, prior_weight: float) -> tuple[FloatArray, FloatArray]:
     """Fused (belief, uncertainty) in float64 from ``log e`` of shape (..., M, D).
 
@@ -47,11 +70,17 @@ def fuse_log_evidence(log_e: FloatArray, prior_weight: float) -> tuple[FloatArra
     dogmatic = np.isposinf(log_e)
     n_dogmatic = np.count_nonzero(dogmatic, axis=-2)
     finite_log_e = np.where(dogmatic, -np.inf, log_e)
-    log_total = logsumexp(finite_log_e, axis=-2)
-    # log(W + Σ e): stays finite for every log_e, including all -inf (no evidence at all).
-    log_denominator = np.logaddexp(np.log(prior_weight), log_total)
-    belief = np.exp(finite_log_e - log_denominator[..., None, :])
-    uncertainty = np.exp(np.log(prior_weight) - log_denominator)
+    # log e near -1.8e308 minus a large log overflows to -inf, and exp(-inf) = 0: right.
+    with np.errstate(over="ignore"):
+        log_total = logsumexp(finite_log_e, axis=-2)
+        # log(W + Σ e): stays finite for every log_e, including all -inf (no evidence at all).
+        log_denominator = np.logaddexp(np.log(prior_weight), log_total)
+        belief = np.exp(finite_log_e - log_denominator[..., None, :])
+        uncertainty = np.exp(np.log(prior_weight) - log_denominator)
+    huge, shares = huge_shares(finite_log_e)
+    if huge.any():
+        belief = np.where(huge[..., None, :], shares, belief)
+        uncertainty = np.where(huge, 0.0, uncertainty)
     has_dogmatic = n_dogmatic > 0
     if has_dogmatic.any():
         share = dogmatic / np.maximum(n_dogmatic, 1)[..., None, :]
@@ -61,10 +90,11 @@ def fuse_log_evidence(log_e: FloatArray, prior_weight: float) -> tuple[FloatArra
 
 
 def _evidence_argument(evidence: object) -> FloatArray:
-    arr = float_array(evidence, "evidence")
-    require_min_ndim(arr, "evidence", 2, "(..., M, D)")
-    reject_where(np.isnan(arr), "evidence", "NaN", arr.shape)
-    reject_where(arr < 0, "evidence", "negative evidence", arr.shape)
+    arr = sources_array(evidence, "evidence")
+    with memory_named("evidence", arr.shape):
+        nan, negative = np.isnan(arr), arr < 0
+    reject_where(nan, "evidence", "NaN", arr.shape)
+    reject_where(negative, "evidence", "negative evidence", arr.shape)
     return arr
 
 
@@ -147,6 +177,25 @@ def _mass_argument(mass: object, name: str) -> FloatArray:
     return arr
 
 
+#: Pairs of focal sets whose intersections and products one block holds (16 MiB each).
+PAIRS_PER_BLOCK = 1 << 21
+
+
+def _conjunctive(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Unnormalised conjunctive combination: out[A] = Σ_{B ∩ C = A} a[B] b[C] (float64)."""
+    size = a.shape[0]
+    focal_a, focal_b = np.flatnonzero(a), np.flatnonzero(b)
+    mass_b = b[focal_b]
+    out = np.zeros(size)
+    rows = max(1, PAIRS_PER_BLOCK // max(1, focal_b.size))
+    for start in range(0, focal_a.size, rows):
+        block = focal_a[start : start + rows]
+        intersection = np.bitwise_and.outer(block, focal_b)
+        products = np.multiply.outer(a[block], mass_b)
+        out += np.bincount(intersection.ravel(), weights=products.ravel(), minlength=size)
+    return out
+
+
 def dempster_combine(m1: object, m2: object) -> FloatArray:
     r"""Dempster's rule for two mass functions over a frame of n elements.
 
@@ -158,6 +207,12 @@ def dempster_combine(m1: object, m2: object) -> FloatArray:
 
     Subsets are bitmasks: element i of the frame belongs to subset s when bit i of s is
     set; index 0 is the empty set (mass 0) and index ``2**n - 1`` the whole frame.
+
+    Only pairs of focal sets (non-zero masses) are visited, a block of pairs at a time:
+    memory O(2**n + :data:`PAIRS_PER_BLOCK`), time O(|F1| |F2|) for F1, F2 the focal
+    sets (4**n for masses that are dense over the whole lattice: about 1 s at n = 14 and
+    6 s at n = 15 on one core, 49 MiB at most). Every term is a non-negative product, so
+    the sums lose nothing to cancellation.
 
     Args:
         m1, m2: masses of length 2**n, non-negative, summing to 1, with ``m[0] == 0``.
@@ -178,10 +233,7 @@ def dempster_combine(m1: object, m2: object) -> FloatArray:
         raise ValueError(f"m2: shape {b.shape} does not match m1's shape {a.shape}")
     if a.dtype != b.dtype:
         raise TypeError(f"m2: dtype {b.dtype} does not match m1's dtype {a.dtype}")
-    subsets = np.arange(a.shape[0])
-    intersection = np.bitwise_and.outer(subsets, subsets)
-    products = np.outer(a.astype(np.float64), b.astype(np.float64))
-    combined = np.bincount(intersection.ravel(), weights=products.ravel(), minlength=a.shape[0])
+    combined = _conjunctive(a.astype(np.float64), b.astype(np.float64))
     combined[0] = 0.0
     agreement = float(np.sum(combined))
     if agreement <= 0.0:

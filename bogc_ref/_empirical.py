@@ -35,6 +35,25 @@ def empirical_moments(per_sample_grads: object) -> Moments:
         )
     require_finite(g, "per_sample_grads")
     g64 = g.astype(np.float64, copy=False)
-    mean = g64.mean(axis=0)
-    var = g64.var(axis=0, ddof=1) / n
-    return Moments(mean.astype(g.dtype), var.astype(g.dtype))
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow: scaled path below
+        mean = g64.mean(axis=0)
+        var = g64.var(axis=0, ddof=1) / n
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(var))):
+        mean, var = _scaled_moments(g64)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, the rounded answer
+        return Moments(mean.astype(g.dtype), var.astype(g.dtype))
+
+
+def _scaled_moments(g64: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The moments with each entry's samples divided by their largest magnitude s first.
+
+    Used only when the plain sums overflow float64 (entries near 1e308): the mean
+    s·mean(G/s) is then exact to rounding, and the variance s·(s·var(G/s)/N) is a
+    correct inf only where it exceeds float64's range.
+    """
+    n = g64.shape[0]
+    size = np.max(np.abs(g64), axis=0)
+    size = np.where(size > 0, size, 1.0)
+    unit = g64 / size
+    with np.errstate(over="ignore"):
+        return size * unit.mean(axis=0), size * (size * (unit.var(axis=0, ddof=1) / n))

@@ -23,10 +23,10 @@ import numpy as np
 from ._validation import (
     FloatArray,
     bool_mask,
-    float_array,
+    memory_named,
     positive_scalar,
     reject_where,
-    require_min_ndim,
+    sources_array,
 )
 
 Mode = Literal["relative", "fixed"]
@@ -51,34 +51,43 @@ def evidence_params(mode: object, tau: object, power: object) -> tuple[str, floa
 def present_sources(mask: object, shape: tuple[int, ...]) -> np.ndarray:
     """Boolean array of ``shape`` (..., M, D): True where the source is present."""
     if mask is None:
-        return np.ones(shape, dtype=bool)
+        return np.broadcast_to(np.True_, shape)  # a read-only view: no memory
     sources = bool_mask(mask, "mask", shape[:-1])
     return np.broadcast_to(sources[..., None], shape)
 
 
 def check_var(var: np.ndarray, present: np.ndarray) -> None:
     """NaN or a negative variance in a present source is an error (``+inf`` is allowed)."""
-    reject_where(np.isnan(var) & present, "var", "NaN in a present source", var.shape)
-    reject_where((var < 0) & present, "var", "negative variance in a present source", var.shape)
+    with memory_named("var", var.shape):
+        nan, negative = np.isnan(var) & present, (var < 0) & present
+    reject_where(nan, "var", "NaN in a present source", var.shape)
+    reject_where(negative, "var", "negative variance in a present source", var.shape)
 
 
 def log_evidence(
     var: FloatArray, present: np.ndarray, mode: str, tau: float | None, power: float
 ) -> FloatArray:
-    """``log e`` in float64, shape (..., M, D): ``-inf`` for no evidence, ``+inf`` for dogmatic."""
+    """``log e`` in float64, shape (..., M, D): ``-inf`` for no evidence, ``+inf`` for dogmatic.
+
+    Only ``var = 0`` gives ``+inf``: a finite ``log e`` that overflows (a huge ``power``
+    or a tiny ``tau``) saturates at float64's largest finite value, so no parameter turns
+    a finite evidence into a dogmatic one.
+    """
     var64 = np.where(present, var.astype(np.float64, copy=False), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore"):  # log 0 = -inf; unchecked input
-        log_var = np.log(var64)
-    if mode == "relative":
-        informative = present & np.isfinite(log_var)
-        total = np.sum(np.where(informative, log_var, 0.0), axis=(-2, -1), keepdims=True)
-        count = np.count_nonzero(informative, axis=(-2, -1), keepdims=True)
-        # log λ_ref = -mean(log var); where nothing is informative λ_ref is never used.
-        log_ref_var = total / np.maximum(count, 1)
-        log_e = power * (log_ref_var - log_var)
-    else:
-        assert tau is not None
-        log_e = power * (-log_var - np.log(tau))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        log_var = np.log(var64)  # log 0 = -inf; unchecked input may be NaN
+        if mode == "relative":
+            informative = present & np.isfinite(log_var)
+            total = np.sum(np.where(informative, log_var, 0.0), axis=(-2, -1), keepdims=True)
+            count = np.count_nonzero(informative, axis=(-2, -1), keepdims=True)
+            # log λ_ref = -mean(log var); where nothing is informative λ_ref is never used.
+            log_ref_var = total / np.maximum(count, 1)
+            log_e = power * (log_ref_var - log_var)
+        else:
+            assert tau is not None
+            log_e = power * (-log_var - np.log(tau))
+    finite_overflow = np.isposinf(log_e) & (var64 != 0)
+    log_e = np.where(finite_overflow, np.finfo(np.float64).max, log_e)
     return np.where(present, log_e, -np.inf)
 
 
@@ -133,8 +142,7 @@ def evidence(
            [4.  , 1.  ]])
     """
     mode_, tau_, power_ = evidence_params(mode, tau, power)
-    var_arr = float_array(var, "var")
-    require_min_ndim(var_arr, "var", 2, "(..., M, D)")
+    var_arr = sources_array(var, "var")
     present = present_sources(mask, var_arr.shape)
     check_var(var_arr, present)
     log_e = log_evidence(var_arr, present, mode_, tau_, power_)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._linalg import require_psd
 from ._validation import (
     FloatArray,
     float_array,
@@ -42,16 +43,49 @@ def head_weights(w: object, name: str, n_features: int) -> FloatArray:
     return arr
 
 
-def covariance(cov: object, name: str, shape: tuple[int, ...], why: str) -> FloatArray:
-    """A finite symmetric covariance (or precision) of the given shape."""
+def covariance(
+    cov: object, name: str, shape: tuple[int, ...], why: str, psd: bool = False
+) -> FloatArray:
+    """A finite symmetric covariance (or precision) of the given shape.
+
+    ``psd``: also require positive semi-definiteness (:func:`._linalg.require_psd`, one
+    Cholesky factorisation per matrix).
+    """
     arr = float_array(cov, name)
     require_shape(arr, name, shape, why)
     require_finite(arr, name)
     symmetric(arr, name)
+    if psd:
+        require_psd(arr, name)
     return arr
+
+
+def require_classes(w: FloatArray, name: str) -> None:
+    """A softmax head needs K >= 1 classes (rows of ``w``)."""
+    if w.shape[0] == 0:
+        raise ValueError(f"{name}: a softmax head needs K >= 1 classes (rows), got shape {w.shape}")
 
 
 def one_hot(labels: object, n_classes: int, n_rows: int) -> FloatArray:
     """One-hot float64 targets (B, K) from integer ``labels`` (B,)."""
     idx = labels_array(labels, "labels", n_classes, n_rows)
     return np.eye(n_classes, dtype=np.float64)[idx]
+
+
+def no_overflow_nan(results: tuple[FloatArray, ...], inputs: dict[str, FloatArray]) -> None:
+    """ValueError when a result holds NaN although every input is finite.
+
+    With validated, finite inputs a NaN can only come from a float64 overflow inside the
+    computation (``inf - inf``, ``0 * inf``); the error names the inputs and their
+    largest magnitudes instead of returning it. An overflow that leaves a correct
+    ``inf`` (a variance beyond float64's range) is returned as it is.
+    """
+    if not any(np.isnan(r).any() for r in results):
+        return
+    sizes = ", ".join(
+        f"max |{n}| = {float(np.max(np.abs(a))) if a.size else 0.0:.3g}" for n, a in inputs.items()
+    )
+    raise ValueError(
+        f"{', '.join(inputs)}: the result overflows float64 for these inputs ({sizes}); "
+        "rescale them"
+    )

@@ -5,20 +5,33 @@ Policy (docs: "Numerical stability"): factor ``A`` as is; if that fails, add
 that factors. If none does, raise :class:`numpy.linalg.LinAlgError` naming the
 argument, its shape and its smallest eigenvalue. The relative steps stop at 1e-6:
 beyond that the jitter would change the answer by more than any tolerance of the
-conformance suite, so failing loudly is the honest outcome.
+conformance suite, so failing loudly is the honest outcome. A matrix with a non-finite
+entry (a float64 overflow of a computed precision) is a ValueError naming the arguments.
+
+Covariances given by the caller (``w_cov``) must be positive semi-definite. The test is
+the same ladder (:func:`psd_factor`, :func:`require_psd`): a covariance that factors,
+possibly after the jitter, is accepted; the zero matrix (a point mass) is accepted with
+the zero factor; anything else is a LinAlgError (a ValueError subclass) naming the
+argument, the matrix index and the smallest eigenvalue. The eigenvalues are computed
+only on that failure path.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._validation import FloatArray
+from ._validation import FloatArray, memory_named
 
 JITTER_STEPS = (1e-12, 1e-10, 1e-8, 1e-6)
 
 
 def cholesky_jittered(a: FloatArray, name: str) -> FloatArray:
     """Lower Cholesky factor ``L`` of the symmetric matrix ``a`` (``L @ L.T = a + jitter*I``)."""
+    if not np.all(np.isfinite(a)):
+        raise ValueError(
+            f"{name}: a matrix of shape {a.shape} with non-finite entries (float64 overflow); "
+            "rescale the inputs"
+        )
     try:
         return np.linalg.cholesky(a)
     except np.linalg.LinAlgError:
@@ -37,3 +50,42 @@ def cholesky_jittered(a: FloatArray, name: str) -> FloatArray:
         f"{name}: matrix of shape {a.shape} is not positive definite even after a relative "
         f"jitter of {JITTER_STEPS[-1]:g} x mean diagonal (smallest eigenvalue {smallest:.3g})"
     )
+
+
+def psd_factor(a: FloatArray, name: str) -> FloatArray:
+    """A lower factor ``L`` (``L @ L.T = a`` up to the jitter) of a covariance ``a``.
+
+    :func:`cholesky_jittered`; the zero matrix gets the zero factor; a matrix that is not
+    positive semi-definite is a :class:`numpy.linalg.LinAlgError` (a ValueError) naming
+    ``name`` and its smallest eigenvalue.
+    """
+    try:
+        return cholesky_jittered(a, name)
+    except np.linalg.LinAlgError:
+        if not np.any(a):
+            return np.zeros_like(a)
+        smallest = float(np.linalg.eigvalsh(a)[0])
+        raise np.linalg.LinAlgError(
+            f"{name}: matrix of shape {a.shape} is not positive semi-definite (smallest "
+            f"eigenvalue {smallest:.3g}, beyond the jitter of {JITTER_STEPS[-1]:g} x mean "
+            "diagonal)"
+        ) from None
+
+
+def require_psd(a: FloatArray, name: str) -> None:
+    """ValueError unless every trailing square matrix of ``a`` is a covariance (see
+    :func:`psd_factor`): one batched Cholesky; per-matrix checks only when it fails."""
+    try:
+        with memory_named(name, a.shape):
+            np.linalg.cholesky(a.astype(np.float64, copy=False))
+        return
+    except np.linalg.LinAlgError:
+        pass
+    a64 = a.astype(np.float64, copy=False)
+    stack = a64.reshape(-1, *a64.shape[-2:])
+    for index, matrix in enumerate(stack):
+        where = f"{name}[{index}]" if a64.ndim > 2 else name
+        try:
+            psd_factor(matrix, where)
+        except np.linalg.LinAlgError as exc:
+            raise np.linalg.LinAlgError(f"{exc} (argument shape {a.shape})") from None

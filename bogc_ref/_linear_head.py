@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_solve
 
-from ._heads import augmented, covariance, head_weights, representation
+from ._heads import augmented, covariance, head_weights, no_overflow_nan, representation
 from ._linalg import cholesky_jittered
 from ._results import Moments, Posterior
 from ._validation import (
@@ -70,11 +70,20 @@ def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> 
         raise ValueError(
             f"y: expected {k} columns (one per row of w_mean), got shape {y_arr.shape}"
         )
-    cov = covariance(w_cov, "w_cov", (k, dim + 1, dim + 1), "(K, D+1, D+1) from w_mean")
+    cov = covariance(w_cov, "w_cov", (k, dim + 1, dim + 1), "(K, D+1, D+1) from w_mean", psd=True)
     dtype = common_dtype([("h", h_arr), ("y", y_arr), ("w_mean", mu), ("w_cov", cov)])
+    with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
+        mean, var = _moments(augmented(h_arr), y_arr, mu.astype(np.float64), cov)
+    no_overflow_nan((mean, var), {"h": h_arr, "y": y_arr, "w_mean": mu, "w_cov": cov})
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, the rounded answer
+        return Moments(mean.astype(dtype), var.astype(dtype))
 
-    h_tilde = augmented(h_arr)
-    mu64 = mu.astype(np.float64)
+
+def _moments(
+    h_tilde: FloatArray, y_arr: FloatArray, mu64: FloatArray, cov: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The exact moments of :func:`linear_head_moments` (float64, validated inputs)."""
+    dim = h_tilde.shape[1] - 1
     cov64 = cov.astype(np.float64)
     rho = h_tilde @ mu64.T - y_arr  # (B, K)
     sigma_h = np.einsum("kij,bj->bki", cov64, h_tilde)  # Σ_k h̃, (B, K, D+1)
@@ -90,7 +99,7 @@ def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> 
         rho_**2 * sigma2 + a**2 * s2_ + 2.0 * rho_ * a * c + s2_ * sigma2 + c**2,
         axis=1,
     )
-    return Moments(mean.astype(dtype), var.astype(dtype))
+    return mean, var
 
 
 def linear_head_posterior(
@@ -136,17 +145,28 @@ def linear_head_posterior(
     k = y_arr.shape[1]
     m0 = head_weights(prior_mean, "prior_mean", dim)
     require_shape(m0, "prior_mean", (k, dim + 1), "(K, D+1), K = y.shape[1]")
-    p0 = covariance(prior_precision, "prior_precision", (dim + 1, dim + 1), "(D+1, D+1)")
+    p0 = covariance(prior_precision, "prior_precision", (dim + 1, dim + 1), "(D+1, D+1)", psd=True)
     sigma2 = positive_scalar(noise_var, "noise_var")
     dtype = common_dtype([("h", h_arr), ("y", y_arr), ("prior_mean", m0), ("prior_precision", p0)])
 
     h_tilde = augmented(h_arr)
     p0_64 = p0.astype(np.float64)
-    precision = p0_64 + h_tilde.T @ h_tilde / sigma2
-    chol = cholesky_jittered(precision, "posterior precision P0 + H̃ᵀH̃/noise_var")
-    rhs = p0_64 @ m0.astype(np.float64).T + h_tilde.T @ y_arr.astype(np.float64) / sigma2
-    mean = cho_solve((chol, True), rhs).T
-    cov = cho_solve((chol, True), np.eye(dim + 1))
-    cov = 0.5 * (cov + cov.T)
-    covs = np.broadcast_to(cov, (k, dim + 1, dim + 1)).astype(dtype)
-    return Posterior(mean.astype(dtype), covs)
+    with np.errstate(all="ignore"):  # overflow: caught by the finiteness tests below
+        precision = p0_64 + h_tilde.T @ h_tilde / sigma2
+        rhs = p0_64 @ m0.astype(np.float64).T + h_tilde.T @ y_arr.astype(np.float64) / sigma2
+    chol = cholesky_jittered(
+        precision, "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var"
+    )
+    if not np.all(np.isfinite(rhs)):
+        raise ValueError(
+            f"h, y, noise_var: H̃ᵀy/noise_var overflows float64 (noise_var = {sigma2!r}, "
+            f"max |y| = {float(np.max(np.abs(y_arr))):.3g}); rescale the inputs"
+        )
+    with np.errstate(all="ignore"):
+        mean = cho_solve((chol, True), rhs, check_finite=False).T
+        cov = cho_solve((chol, True), np.eye(dim + 1), check_finite=False)
+        cov = 0.5 * (cov + cov.T)
+    no_overflow_nan((mean, cov), {"h": h_arr, "y": y_arr, "noise_var": np.array(sigma2)})
+    with np.errstate(over="ignore"):
+        covs = np.broadcast_to(cov, (k, dim + 1, dim + 1)).astype(dtype)
+        return Posterior(mean.astype(dtype), covs)

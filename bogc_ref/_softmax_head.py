@@ -15,8 +15,16 @@ import numpy as np
 from scipy.linalg import cho_solve
 from scipy.special import softmax
 
-from ._heads import augmented, covariance, head_weights, one_hot, representation
-from ._linalg import cholesky_jittered
+from ._heads import (
+    augmented,
+    covariance,
+    head_weights,
+    no_overflow_nan,
+    one_hot,
+    representation,
+    require_classes,
+)
+from ._linalg import cholesky_jittered, psd_factor
 from ._results import Moments, Posterior
 from ._validation import (
     FloatArray,
@@ -31,13 +39,14 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
 def _softmax_inputs(
-    h: object, labels: object, w_mean: object, w_cov: object
+    h: object, labels: object, w_mean: object, w_cov: object, psd: bool
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.dtype[Any]]:
     h_arr = representation(h)
     n_rows, dim = h_arr.shape
     mu = head_weights(w_mean, "w_mean", dim)
+    require_classes(mu, "w_mean")
     n_params = mu.size
-    cov = covariance(w_cov, "w_cov", (n_params, n_params), "(K(D+1), K(D+1)) from w_mean")
+    cov = covariance(w_cov, "w_cov", (n_params, n_params), "(K(D+1), K(D+1)) from w_mean", psd=psd)
     targets = one_hot(labels, mu.shape[0], n_rows)
     dtype = common_dtype([("h", h_arr), ("w_mean", mu), ("w_cov", cov)])
     return augmented(h_arr), targets, mu.astype(np.float64), cov.astype(np.float64), dtype
@@ -72,6 +81,8 @@ def _noise(
         count = int(n_samples)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int | np.integer)):
             raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed: must be >= 0, got {seed}")
         source = np.random.default_rng(None if seed is None else int(seed))
     if count < 2:
         raise ValueError(f"eps/n_samples: need at least 2 Monte Carlo samples, got {count}")
@@ -117,7 +128,7 @@ def softmax_head_moments(
     Returns:
         Moments(mean, var), each (B, D), the dtype of ``h``.
     """
-    h_tilde, targets, mu, cov, dtype = _softmax_inputs(h, labels, w_mean, w_cov)
+    h_tilde, targets, mu, cov, dtype = _softmax_inputs(h, labels, w_mean, w_cov, psd=False)
     n_params = mu.size
     count, source = _noise(eps, n_samples, seed, n_params)
     n_rows, n_features = h_tilde.shape[0], h_tilde.shape[1] - 1
@@ -131,7 +142,7 @@ def softmax_head_moments(
     else:
         chunk = int(chunk_size)
 
-    chol = cholesky_jittered(cov, "w_cov")
+    chol = psd_factor(cov, "w_cov")  # also the positive semi-definiteness check
     mu_flat = mu.ravel()
     total = 0
     mean = np.zeros((n_rows, n_features))
@@ -143,16 +154,19 @@ def softmax_head_moments(
             if isinstance(source, np.random.Generator)
             else source[start : start + size]
         )
-        weights = (mu_flat + draws @ chol.T).reshape(size, *mu.shape)
-        g = _gradients(weights, h_tilde, targets)
-        chunk_mean = g.mean(axis=0)
-        chunk_sq_dev = np.sum((g - chunk_mean) ** 2, axis=0)
-        delta = chunk_mean - mean
-        merged = total + size
-        mean = mean + delta * (size / merged)
-        sq_dev = sq_dev + chunk_sq_dev + delta**2 * (total * size / merged)
+        with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
+            weights = (mu_flat + draws @ chol.T).reshape(size, *mu.shape)
+            g = _gradients(weights, h_tilde, targets)
+            chunk_mean = g.mean(axis=0)
+            chunk_sq_dev = np.sum((g - chunk_mean) ** 2, axis=0)
+            delta = chunk_mean - mean
+            merged = total + size
+            mean = mean + delta * (size / merged)
+            sq_dev = sq_dev + chunk_sq_dev + delta**2 * (total * size / merged)
         total = merged
-    return Moments(mean.astype(dtype), (sq_dev / (count - 1)).astype(dtype))
+    var = sq_dev / (count - 1)
+    no_overflow_nan((mean, var), {"h": h_tilde[:, :-1], "w_mean": mu, "w_cov": cov})
+    return Moments(mean.astype(dtype), var.astype(dtype))
 
 
 def softmax_head_moments_linearized(
@@ -175,7 +189,10 @@ def softmax_head_moments_linearized(
           + 2\sum_{l,l'} r_l A_{il'} (\Sigma_{(l,i),(l',\cdot)}\tilde h)
           + \sum_{l,l'} A_{il} A_{il'}\, \tilde h^\top \Sigma_{(l,\cdot),(l',\cdot)} \tilde h .
 
-    Cost O(B K² D²). Agrees with :func:`softmax_head_moments` as Σ → 0.
+    Cost O(B K² D²). Agrees with :func:`softmax_head_moments` as Σ → 0. The third term
+    is taken with :math:`\tilde h` scaled by its largest entry (the scale folded into A),
+    so a saturated softmax (A = 0) next to a huge h gives 0, not ``0 · inf``. ``w_cov``
+    must be positive semi-definite (ValueError naming it and its smallest eigenvalue).
 
     Args:
         h: representations (B, D).
@@ -186,7 +203,18 @@ def softmax_head_moments_linearized(
     Returns:
         Moments(mean, var), each (B, D), the dtype of ``h``.
     """
-    h_tilde, targets, mu, cov, dtype = _softmax_inputs(h, labels, w_mean, w_cov)
+    h_tilde, targets, mu, cov, dtype = _softmax_inputs(h, labels, w_mean, w_cov, psd=True)
+    with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
+        mean, var = _linearized(h_tilde, targets, mu, cov)
+    no_overflow_nan((mean, var), {"h": h_tilde[:, :-1], "w_mean": mu, "w_cov": cov})
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, the rounded answer
+        return Moments(mean.astype(dtype), var.astype(dtype))
+
+
+def _linearized(
+    h_tilde: FloatArray, targets: FloatArray, mu: FloatArray, cov: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The three-term linearized moments of :func:`softmax_head_moments_linearized`."""
     n_classes, width = mu.shape
     dim = width - 1
     blocks = cov.reshape(n_classes, width, n_classes, width)  # Σ[(l,j),(l',j')]
@@ -201,12 +229,16 @@ def softmax_head_moments_linearized(
     term1 = np.einsum("bl,bm,lmi->bi", r, r, same_dim)
     cross = np.einsum("limj,bj->blim", blocks[:, :dim, :, :], h_tilde)  # (B, K, D, K)
     term2 = 2.0 * np.einsum("bl,bim,blim->bi", r, jac_a, cross)
-    quad = np.einsum("bj,ljmk,bk->blm", h_tilde, blocks, h_tilde, optimize=True)  # (B, K, K)
-    term3 = np.einsum("bil,bim,blm->bi", jac_a, jac_a, quad)
+    # h̃ = s ĥ with s = max|h̃_b| >= 1 (the bias entry is 1): quad = s² ĥᵀΣĥ, s² folded into A.
+    size = np.max(np.abs(h_tilde), axis=1)  # (B,)
+    unit = h_tilde / size[:, None]
+    quad = np.einsum("bj,ljmk,bk->blm", unit, blocks, unit, optimize=True)  # (B, K, K)
+    scaled_a = jac_a * size[:, None, None]
+    term3 = np.einsum("bil,bim,blm->bi", scaled_a, scaled_a, quad)
     # diag(JΣJᵀ) >= 0; the three-term sum can round below 0 only where the true variance
     # is below the rounding level of its terms (a saturated softmax): that is 0.
     var = np.maximum(term1 + term2 + term3, 0.0)
-    return Moments(mean.astype(dtype), var.astype(dtype))
+    return mean, var
 
 
 def softmax_head_laplace(
@@ -228,9 +260,10 @@ def softmax_head_laplace(
         \qquad \Sigma = \Lambda^{-1},
 
     with :math:`\nabla_\theta \sum_b \mathrm{CE}_b = \mathrm{vec}\big((P - Y)^\top \tilde H\big)`.
-    The GGN is accumulated block by block from its Kronecker factors (K² blocks of
-    (D+1)², never the dense per-sample Jacobian); Λ is factored by Cholesky with the
-    jitter policy of the docs.
+    The GGN is accumulated from its Kronecker factors over chunks of samples (never the
+    dense per-sample Jacobian): extra memory O(B K + K²(D+1)²) plus a fixed chunk of
+    :data:`LAPLACE_CHUNK_ELEMENTS`; Λ is factored by Cholesky with the jitter policy of
+    the docs.
 
     Args:
         h: representations (B, D).
@@ -245,12 +278,17 @@ def softmax_head_laplace(
     h_arr = representation(h)
     n_rows, dim = h_arr.shape
     theta = head_weights(w, "w", dim)
+    require_classes(theta, "w")
     m0 = head_weights(prior_mean, "prior_mean", dim)
     if m0.shape != theta.shape:
         raise ValueError(f"prior_mean: expected shape {theta.shape} (that of w), got {m0.shape}")
     n_params = theta.size
     p0 = covariance(
-        prior_precision, "prior_precision", (n_params, n_params), "(K(D+1), K(D+1)) from w"
+        prior_precision,
+        "prior_precision",
+        (n_params, n_params),
+        "(K(D+1), K(D+1)) from w",
+        psd=True,
     )
     targets = one_hot(labels, theta.shape[0], n_rows)
     dtype = common_dtype([("h", h_arr), ("w", theta), ("prior_mean", m0), ("prior_precision", p0)])
@@ -258,15 +296,40 @@ def softmax_head_laplace(
     h_tilde = augmented(h_arr)
     theta64 = theta.astype(np.float64)
     p0_64 = p0.astype(np.float64)
-    p = softmax(h_tilde @ theta64.T, axis=-1)  # (B, K)
-    curvature = np.einsum("bk,kl->bkl", p, np.eye(p.shape[1])) - np.einsum("bk,bl->bkl", p, p)
-    # GGN[k,i,l,j] = Σ_b C_b[k,l] h̃_bi h̃_bj, summed over b by one matrix product.
-    weighted = curvature[..., None] * h_tilde[:, None, None, :]  # (B, K, K, D+1)
-    ggn = np.tensordot(weighted, h_tilde, axes=(0, 0)).transpose(0, 2, 1, 3)  # (K, D+1, K, D+1)
-    precision = p0_64 + ggn.reshape(n_params, n_params)
-    grad = ((p - targets).T @ h_tilde).ravel() + p0_64 @ (theta64 - m0.astype(np.float64)).ravel()
-    chol = cholesky_jittered(precision, "Laplace precision P0 + GGN")
-    mean = theta64.ravel() - cho_solve((chol, True), grad)
-    cov = cho_solve((chol, True), np.eye(n_params))
-    cov = 0.5 * (cov + cov.T)
-    return Posterior(mean.reshape(theta.shape).astype(dtype), cov.astype(dtype))
+    with np.errstate(all="ignore"):  # overflow: caught by the finiteness tests below
+        p = softmax(h_tilde @ theta64.T, axis=-1)  # (B, K)
+        precision = p0_64 + _ggn(p, h_tilde)
+        residual = theta64 - m0.astype(np.float64)
+        grad = ((p - targets).T @ h_tilde).ravel() + p0_64 @ residual.ravel()
+    chol = cholesky_jittered(precision, "h, prior_precision: the Laplace precision P0 + GGN")
+    with np.errstate(all="ignore"):
+        mean = theta64.ravel() - cho_solve((chol, True), grad, check_finite=False)
+        cov = cho_solve((chol, True), np.eye(n_params), check_finite=False)
+        cov = 0.5 * (cov + cov.T)
+    no_overflow_nan((mean, cov), {"h": h_arr, "w": theta, "prior_precision": p0})
+    with np.errstate(over="ignore"):
+        return Posterior(mean.reshape(theta.shape).astype(dtype), cov.astype(dtype))
+
+
+#: Elements of one chunk's (rows, K, K, D+1) work array in the Laplace GGN (8 MiB),
+#: unless the K²(D+1)² result itself is larger.
+LAPLACE_CHUNK_ELEMENTS = 1 << 20
+
+
+def _ggn(p: FloatArray, h_tilde: FloatArray) -> FloatArray:
+    r"""GGN :math:`\sum_b (\mathrm{diag}\,p_b - p_b p_b^\top) \otimes \tilde h_b \tilde h_b^\top`
+    as a (K(D+1), K(D+1)) matrix, θ row-major; GGN[k,i,l,j] = Σ_b C_b[k,l] h̃_bi h̃_bj,
+    summed over each chunk of samples by one matrix product."""
+    n_rows, width = h_tilde.shape
+    k = p.shape[1]
+    eye = np.eye(k)
+    per_row = k * k * width
+    rows = max(1, max(per_row * width, LAPLACE_CHUNK_ELEMENTS) // per_row)
+    ggn = np.zeros((k, width, k, width))
+    for start in range(0, n_rows, rows):
+        pc, hc = p[start : start + rows], h_tilde[start : start + rows]
+        curvature = pc[:, :, None] * eye - pc[:, :, None] * pc[:, None, :]  # (rows, K, K)
+        weighted = curvature[..., None] * hc[:, None, None, :]  # (rows, K, K, D+1)
+        block = weighted.reshape(len(hc), -1).T @ hc  # (K K (D+1), D+1), no copy of weighted
+        ggn += block.reshape(k, k, width, width).transpose(0, 2, 1, 3)
+    return ggn.reshape(k * width, k * width)

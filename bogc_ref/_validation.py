@@ -7,7 +7,8 @@ bad value without a debugger. Nothing here computes any part of the method.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -18,19 +19,39 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 FloatArray = NDArray[np.floating[Any]]
 
 
+def plain_array(x: object, name: str) -> np.ndarray:
+    """``x`` as a plain ``numpy.ndarray`` (no copy when it already is one).
+
+    Masked arrays (``numpy.ma``) are refused with a TypeError: the reference does not
+    guess what a masked entry means (use ``mask=`` for absent sources). Other ndarray
+    subclasses, ``numpy.matrix`` included, are read as the plain array of their values.
+    Anything that NumPy cannot turn into an array (ragged lists) is a TypeError too.
+    """
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name}: masked arrays (numpy.ma) are not accepted (shape {x.shape}); pass "
+            "np.ma.getdata(x) and mark absent sources with mask=, or fill the masked entries"
+        )
+    if type(x) is np.ndarray:
+        return x
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name}: cannot be read as an array ({exc})") from None
+
+
 def float_array(x: object, name: str) -> FloatArray:
     """Return ``x`` as a float32/float64 ndarray; reject every other dtype with TypeError.
 
     Python floats and lists of floats are accepted and become float64, like NumPy does.
     Integer, boolean, complex and half-precision inputs are rejected rather than cast,
-    because a silent cast would hide a caller's mistake.
+    because a silent cast would hide a caller's mistake. See :func:`plain_array` for
+    masked arrays and ndarray subclasses.
     """
-    if isinstance(x, np.ndarray):
-        arr = x
-    elif hasattr(x, "__array__") or hasattr(x, "__dlpack__"):
-        arr = np.asarray(x)
-    else:
-        arr = np.asarray(x)
+    arr = plain_array(x, name)
+    if not isinstance(x, np.ndarray | np.generic) and not (
+        hasattr(x, "__array__") or hasattr(x, "__dlpack__")
+    ):
         if arr.dtype.kind in "iu" or arr.dtype == np.bool_:
             raise TypeError(
                 f"{name}: expected a float32 or float64 array, got {arr.dtype} values "
@@ -44,6 +65,35 @@ def float_array(x: object, name: str) -> FloatArray:
             f"got dtype {arr.dtype} (shape {arr.shape})"
         )
     return arr
+
+
+def require_sources(arr: np.ndarray, name: str) -> None:
+    """Raise ValueError when the sources axis (-2) of ``arr`` (..., M, D) is empty (M = 0)."""
+    if arr.shape[-2] == 0:
+        raise ValueError(
+            f"{name}: the sources axis (axis -2, M) is empty, shape {arr.shape}; need M >= 1 "
+            "(the default prior weight W = M would be 0)"
+        )
+
+
+def sources_array(x: object, name: str) -> FloatArray:
+    """A float array (..., M, D) with M >= 1: the argument of the stage-2 and 3 functions."""
+    arr = float_array(x, name)
+    require_min_ndim(arr, name, 2, "(..., M, D)")
+    require_sources(arr, name)
+    return arr
+
+
+@contextmanager
+def memory_named(name: str, shape: tuple[int, ...]) -> Iterator[None]:
+    """Re-raise a MemoryError inside the block naming the argument being checked."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise MemoryError(
+            f"{name}: checking an argument of shape {shape} needs more memory than is "
+            f"available ({exc})"
+        ) from None
 
 
 def common_dtype(arrays: Sequence[tuple[str, FloatArray]]) -> np.dtype[Any]:
@@ -104,9 +154,10 @@ def reject_where(bad: np.ndarray, name: str, what: str, shape: tuple[int, ...]) 
 def require_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
     """Raise ValueError on NaN or ±inf in ``arr`` (only where ``where`` is True, if given)."""
     for predicate, what in ((np.isnan, "NaN"), (np.isinf, "infinite value")):
-        bad = predicate(arr)
-        if where is not None:
-            bad &= where
+        with memory_named(name, arr.shape):
+            bad = predicate(arr)
+            if where is not None:
+                bad &= where
         reject_where(bad, name, what, arr.shape)
 
 
@@ -122,7 +173,7 @@ def positive_scalar(value: object, name: str) -> float:
 
 def bool_mask(mask: object, name: str, target: tuple[int, ...]) -> np.ndarray:
     """A boolean mask broadcast to ``target`` (TypeError if not bool, ValueError if no fit)."""
-    arr = np.asarray(mask)
+    arr = plain_array(mask, name)
     if arr.dtype != np.bool_:
         raise TypeError(
             f"{name}: expected a boolean array, got dtype {arr.dtype} (shape {arr.shape})"
@@ -138,7 +189,7 @@ def bool_mask(mask: object, name: str, target: tuple[int, ...]) -> np.ndarray:
 
 def labels_array(labels: object, name: str, n_classes: int, n_rows: int) -> np.ndarray:
     """Integer class labels of shape (B,) in [0, n_classes)."""
-    arr = np.asarray(labels)
+    arr = plain_array(labels, name)
     if arr.dtype.kind not in "iu":
         raise TypeError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
     require_shape(arr, name, (n_rows,), "one label per row of h")
@@ -148,7 +199,9 @@ def labels_array(labels: object, name: str, n_classes: int, n_rows: int) -> np.n
 
 def symmetric(arr: np.ndarray, name: str) -> None:
     """Raise ValueError if the trailing square matrices of ``arr`` are not symmetric."""
-    scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
-    gap = np.abs(arr - np.swapaxes(arr, -1, -2))
-    tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
-    reject_where(gap > tol, name, "matrix is not symmetric", arr.shape)
+    with memory_named(name, arr.shape):
+        scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
+        gap = np.abs(arr - np.swapaxes(arr, -1, -2))
+        tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
+        bad = gap > tol
+    reject_where(bad, name, "matrix is not symmetric", arr.shape)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -229,12 +230,22 @@ CASES: list[tuple[str, Callable[[], Any], type[Exception], str]] = [
         r"noise_var: must be finite and > 0",
     ),
     (
+        # No data and a zero (flat) prior: the posterior precision is 0.
         "not-pd",
+        lambda: bogc_ref.linear_head_posterior(
+            H[:0], Y[:0], prior_mean=W, prior_precision=np.zeros((3, 3)), noise_var=1.0
+        ),
+        np.linalg.LinAlgError,
+        r"prior_precision: the posterior precision .*shape \(3, 3\) is not positive definite",
+    ),
+    (
+        "prior-not-psd",
         lambda: bogc_ref.linear_head_posterior(
             H, Y, prior_mean=W, prior_precision=-10 * np.eye(3), noise_var=1.0
         ),
         np.linalg.LinAlgError,
-        r"posterior precision .*shape \(3, 3\) is not positive definite",
+        r"prior_precision: matrix of shape \(3, 3\) is not positive semi-definite "
+        r"\(smallest eigenvalue -10",
     ),
     (
         "eps-and-n",
@@ -324,3 +335,158 @@ def test_check_finite_false_skips_value_checks_only() -> None:
     assert np.isnan(out.grad[0])
     with pytest.raises(ValueError, match="var: expected shape"):
         bogc_ref.calibrate(M3, np.ones((2, 4)), check_finite=False)
+
+
+# ---------------------------------------------------------------------------- issue 12
+# Each test below failed before the input contract was hardened (issue 12).
+
+
+def test_masked_arrays_are_refused_naming_the_argument() -> None:
+    masked = np.ma.masked_array([[1.0, np.nan], [3.0, 4.0]], mask=[[0, 1], [0, 0]])
+    with pytest.raises(TypeError, match=r"mean: masked arrays \(numpy.ma\) are not accepted"):
+        bogc_ref.calibrate(masked, np.ones((2, 2)))
+    with pytest.raises(TypeError, match=r"h: masked arrays"):
+        bogc_ref.linear_head_moments(np.ma.masked_array(H), Y, W, COV_ROWS)
+    with pytest.raises(TypeError, match=r"mask: masked arrays"):
+        bogc_ref.calibrate(M3, M3, mask=np.ma.masked_array(np.ones(3, bool)))
+    with pytest.raises(TypeError, match=r"labels: masked arrays"):
+        bogc_ref.softmax_head_moments_linearized(H, np.ma.masked_array(LABELS), W, COV_FULL)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: bogc_ref.calibrate(np.zeros((0, 3)), np.ones((0, 3))),
+        lambda: bogc_ref.evidence(np.ones((2, 0, 3))),
+        lambda: bogc_ref.opinions(np.ones((0, 3))),
+        lambda: bogc_ref.reduced_dempster(np.ones((0, 3))),
+    ],
+    ids=["calibrate", "evidence", "opinions", "reduced_dempster"],
+)
+def test_no_sources_is_an_error_naming_the_sources_axis(call: Callable[[], Any]) -> None:
+    with pytest.raises(ValueError, match=r"the sources axis \(axis -2, M\) is empty"):
+        call()
+
+
+def test_empty_dimensions_and_leading_axes_give_empty_results() -> None:
+    out = bogc_ref.calibrate(np.ones((2, 0)), np.ones((2, 0)))
+    assert out.grad.shape == (0,) and out.belief.shape == (2, 0)
+    out = bogc_ref.calibrate(np.ones((0, 2, 3)), np.ones((0, 2, 3)))
+    assert out.grad.shape == (0, 3) and out.uncertainty.shape == (0, 3)
+
+
+def test_covariance_that_is_not_psd_is_refused_with_its_smallest_eigenvalue() -> None:
+    with pytest.raises(
+        np.linalg.LinAlgError,
+        match=r"w_cov\[0\]: matrix of shape \(2, 2\) is not positive semi-definite "
+        r"\(smallest eigenvalue -1,",
+    ):
+        bogc_ref.linear_head_moments([[1.0]], [[0.0]], [[1.0, 0.0]], [[[-1.0, 0.0], [0.0, 0.0]]])
+    h, labels, w = np.ones((1, 1)), np.array([0]), np.zeros((2, 2))
+    with pytest.raises(np.linalg.LinAlgError, match=r"w_cov: .*smallest eigenvalue -1"):
+        bogc_ref.softmax_head_moments_linearized(h, labels, w, -np.eye(4))
+
+
+def test_zero_covariance_is_a_point_mass_not_an_error() -> None:
+    out = bogc_ref.softmax_head_moments(
+        np.ones((1, 1)), np.array([0]), np.zeros((2, 2)), np.zeros((4, 4)), n_samples=3, seed=0
+    )
+    np.testing.assert_array_equal(out.var, [[0.0]])
+
+
+def test_huge_representation_does_not_give_nan() -> None:
+    # Equal rows: p = (1/2, 1/2) exactly, A = 0; var = r_0² + r_1² = 1/2 with Σ = I.
+    out = bogc_ref.softmax_head_moments_linearized(
+        np.array([[1e200]]), np.array([0]), np.full((2, 2), 0.5), np.eye(4)
+    )
+    np.testing.assert_allclose(out.var, [[0.5]], rtol=1e-15)
+    np.testing.assert_array_equal(out.mean, [[0.0]])
+
+
+def test_huge_power_saturates_finite_evidence_instead_of_making_it_dogmatic() -> None:
+    var = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    e = bogc_ref.evidence(var, mode="fixed", tau=1e-10, power=1e308)
+    assert not np.isinf(e).any()
+    assert np.all(e == np.finfo(np.float64).max)
+    out = bogc_ref.calibrate(np.ones((2, 3)), var, mode="fixed", tau=1e-10, power=1e308)
+    np.testing.assert_allclose(out.belief.sum(axis=0) + out.uncertainty, 1.0, rtol=1e-15)
+    np.testing.assert_allclose(out.belief, 0.5)  # two saturated sources share equally
+
+
+def test_no_runtime_warning_escapes_from_an_extreme_valid_call() -> None:
+    # pytest turns warnings into errors (pyproject); this call used to overflow noisily.
+    var = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    out = bogc_ref.calibrate(np.ones((4, 2)), var, power=1e308, prior_weight=1e-300)
+    assert np.all(np.isfinite(out.grad))
+
+
+@pytest.mark.parametrize(
+    ("call", "pattern"),
+    [
+        (
+            lambda: bogc_ref.softmax_head_moments_linearized(
+                H, LABELS[:0], np.zeros((0, 3)), np.zeros((0, 0))
+            ),
+            r"w_mean: a softmax head needs K >= 1 classes",
+        ),
+        (
+            lambda: bogc_ref.linear_head_posterior(
+                np.ones((2, 1)),
+                np.ones((2, 1)),
+                prior_mean=np.zeros((1, 2)),
+                prior_precision=np.eye(2),
+                noise_var=1e-320,
+            ),
+            r"noise_var.*non-finite entries \(float64 overflow\)",
+        ),
+        (
+            lambda: bogc_ref.softmax_head_moments(H, LABELS, W, COV_FULL, n_samples=4, seed=-1),
+            r"seed: must be >= 0, got -1",
+        ),
+    ],
+    ids=["K=0", "noise_var=1e-320", "seed=-1"],
+)
+def test_former_unclear_errors_name_the_argument(call: Callable[[], Any], pattern: str) -> None:
+    with pytest.raises(ValueError, match=pattern):
+        call()
+
+
+def test_numpy_matrix_is_read_as_its_plain_array() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        mean = np.asmatrix(RNG.normal(size=(3, 4)))
+    var = RNG.uniform(0.5, 2, size=(3, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        got = bogc_ref.reduced_dempster(np.asmatrix(var))
+    assert type(got.belief) is np.ndarray
+    np.testing.assert_array_equal(got.belief, bogc_ref.reduced_dempster(var).belief)
+    np.testing.assert_array_equal(
+        bogc_ref.calibrate(mean, var).grad, bogc_ref.calibrate(np.asarray(mean), var).grad
+    )
+    grads = np.asarray(mean)
+    expected = bogc_ref.empirical_moments(grads)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        matrix = np.asmatrix(grads)
+    got_m = bogc_ref.empirical_moments(matrix)
+    assert got_m.mean.shape == (4,)
+    np.testing.assert_array_equal(got_m.mean, expected.mean)
+
+
+def test_validation_beyond_memory_names_the_argument() -> None:
+    # A zero-cost view of 2**48 entries: any check on it would need 256 TiB, beyond any
+    # address space, so the allocation fails at once (it cannot be overcommitted).
+    huge = np.broadcast_to(np.float64(1.0), (2**24, 2**24))
+    with pytest.raises(MemoryError, match=r"^mean: checking an argument of shape"):
+        bogc_ref.calibrate(huge, huge)
+    with pytest.raises(MemoryError, match=r"^evidence: checking an argument of shape"):
+        bogc_ref.reduced_dempster(huge)
+
+
+def test_empirical_moments_near_float64_max_neither_warn_nor_overflow_the_mean() -> None:
+    g = np.array([[1e308, -1e308], [1.5e308, -1.2e308], [1.2e308, -1.7e308]])
+    out = bogc_ref.empirical_moments(g)  # warnings are errors under pytest
+    np.testing.assert_allclose(out.mean, [1.2333333333333333e308, -1.3e308], rtol=1e-15)
+    scaled = g / 1e307  # var(G)/N = 1e614 var(G/1e307)/N: beyond float64, a correct inf
+    assert np.all(np.isinf(out.var)) and np.all(np.var(scaled, axis=0, ddof=1) > 0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -126,3 +127,60 @@ def test_dtype_preserved(name: str, dtype: type) -> None:
 def test_every_array_function_is_covered_by_the_dtype_test() -> None:
     results = {"Calibration", "Moments", "Opinion", "Posterior", "SPEC_VERSION"}
     assert set(bogc_ref.__all__) - results == set(CALLS)
+
+
+def _peak_bytes(call: Callable[[], object]) -> int:
+    """Peak of NumPy's (traced) allocations during ``call``."""
+    tracemalloc.start()
+    try:
+        call()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_laplace_memory_is_that_of_its_output_not_of_a_per_sample_jacobian() -> None:
+    # Issue 12: the GGN used a (B, K, K, D+1) work array, 8·B·K²(D+1) bytes (160 MB here).
+    rng = np.random.default_rng(1)
+    b, d, k = 20_000, 9, 10
+    n = k * (d + 1)
+    h = rng.normal(size=(b, d))
+    w = 0.1 * rng.normal(size=(k, d + 1))
+    args = (h, rng.integers(0, k, b), w)
+    peak = _peak_bytes(
+        lambda: bogc_ref.softmax_head_laplace(*args, prior_mean=w, prior_precision=np.eye(n))
+    )
+    # O(B·K + B·(D+1) + K²(D+1)²) plus one 8 MiB chunk (a fifth of the old work array):
+    # a few (B, K) and (B, D+1) arrays, the K(D+1)-square precision, factor and inverse.
+    bound = 8 * b * (6 * k + 2 * (d + 1)) + 4 * 8 * n * n + 2 * 8 * (1 << 20)
+    assert peak < bound, (peak, bound)
+
+
+def test_dempster_combine_memory_grows_like_2_to_the_n() -> None:
+    # Issue 12: the (2^n, 2^n) intersection and product tables needed O(4^n) memory.
+    rng = np.random.default_rng(2)
+    n = 12
+    m1, m2 = rng.random(1 << n), rng.random(1 << n)
+    m1[0] = m2[0] = 0.0
+    m1, m2 = m1 / m1.sum(), m2 / m2.sum()
+    peak = _peak_bytes(lambda: bogc_ref.dempster_combine(m1, m2))
+    assert peak < 64 * 2**20, peak  # 4^12 pairs of (int64, float64) would be 256 MiB
+
+
+def test_dempster_combine_agrees_with_the_full_table() -> None:
+    rng = np.random.default_rng(3)
+    for n in (1, 3, 6):
+        m1, m2 = rng.random(1 << n) * (rng.random(1 << n) < 0.5), rng.random(1 << n)
+        m1[0] = m2[0] = 0.0
+        m1[-1] += 0.1
+        m1, m2 = m1 / m1.sum(), m2 / m2.sum()
+        subsets = np.arange(1 << n)
+        table = np.bincount(
+            np.bitwise_and.outer(subsets, subsets).ravel(),
+            weights=np.outer(m1, m2).ravel(),
+            minlength=1 << n,
+        )
+        table[0] = 0.0
+        np.testing.assert_allclose(
+            bogc_ref.dempster_combine(m1, m2), table / table.sum(), rtol=1e-14, atol=1e-17
+        )
