@@ -24,6 +24,7 @@ import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
+from bogc_ref._validation import plain_array
 
 from . import _checks as checks
 from . import _cupy_kernels as kernels
@@ -160,9 +161,10 @@ class CupyBackend:
         return f"CupyBackend(device={self.device!r})"
 
     def from_numpy(self, array: Any) -> Any:
-        """A copy of ``array`` on this backend's device."""
+        """A copy of ``array`` on this backend's device (a masked array is a TypeError)."""
+        plain = plain_array(array, "array")
         with cupy.cuda.Device(self.index):
-            return cupy.asarray(np.ascontiguousarray(array))
+            return cupy.asarray(np.ascontiguousarray(plain))
 
     @staticmethod
     def _arrays(**values: object) -> dict[str, Any]:

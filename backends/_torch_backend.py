@@ -32,6 +32,7 @@ import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
+from bogc_ref._validation import plain_array
 
 from . import _checks as checks
 from . import _torch_stage1 as stage1
@@ -120,8 +121,12 @@ class TorchBackend:
         return f"TorchBackend(device={self.device!r}, compile_mode={self.compile_mode!r})"
 
     def from_numpy(self, array: Any) -> torch.Tensor:
-        """A tensor on ``device`` holding a copy of ``array`` (same dtype)."""
-        return torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        """A tensor on ``device`` holding a copy of ``array`` (same dtype).
+
+        A masked array is refused (TypeError), as by every function: its mask would be lost.
+        """
+        plain = plain_array(array, "array")
+        return torch.from_numpy(np.ascontiguousarray(plain)).to(self.device)
 
     # ------------------------------------------------------------------ plumbing
     def _tensors(self, **values: object) -> dict[str, torch.Tensor]:

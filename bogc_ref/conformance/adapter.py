@@ -156,8 +156,16 @@ class Adapter:
         return {stage: names for stage, names in found.items() if names}
 
     def convert_input(self, value: object) -> object:
-        """``from_numpy`` on arrays; everything else passes unchanged."""
-        if isinstance(value, np.ndarray) and self._from_numpy is not None:
+        """``from_numpy`` on plain arrays; everything else passes unchanged.
+
+        A masked array reaches the candidate's function as it is, so that the function
+        itself must refuse it or honour its mask (``from_numpy`` would drop the mask).
+        """
+        if (
+            isinstance(value, np.ndarray)
+            and not isinstance(value, np.ma.MaskedArray)
+            and self._from_numpy is not None
+        ):
             return self._from_numpy(value)
         return value
 

@@ -10,10 +10,9 @@ argument, or a worker that dies or times out fails the entry.
 ``calibrate(..., check_finite=False)`` requires nothing about non-finite values, so no
 entry passes it.
 
-Entries marked ``pending`` are required by the spec's 2026-11-29 clarifications and by
-issue 12 (non-positive-definite covariances of the moment functions, M = 0, masked
-arrays), which the reference does not meet yet: they run and are reported, and they do
-not count in the verdict until that work is merged (then ``pending`` is removed).
+The entries for M = 0, masked arrays and covariances that are not positive semi-definite
+come from the spec's 2026-11-29 clarifications. A masked array may be refused (TypeError)
+or have its mask honoured (a NaN-free result).
 """
 
 from __future__ import annotations
@@ -35,9 +34,6 @@ TYPE = ("builtins.TypeError",)
 EITHER = ("builtins.ValueError", "builtins.TypeError")
 LINALG = ("numpy.linalg.LinAlgError",)
 
-#: Why the pending entries do not count yet.
-PENDING_ISSUE_12 = "the reference does not raise yet; issue 12 (input contract) makes it"
-
 Call = tuple[list[Any], dict[str, Any]]
 
 
@@ -51,7 +47,6 @@ class BadInput:
     argument: str
     build: Callable[[str], Call]
     expect: tuple[str, ...] = VALUE
-    pending: str = ""
     nan_free_result_ok: bool = False
 
     @property
@@ -192,7 +187,6 @@ def _calibrate_entries() -> list[BadInput]:
             f,
             "mean",
             _edit(CAL, lambda a, k, d: a.__setitem__(slice(None), [x[:0] for x in a])),
-            pending=PENDING_ISSUE_12,
         ),
         BadInput(
             "calibrate_masked_array_nan",
@@ -200,7 +194,6 @@ def _calibrate_entries() -> list[BadInput]:
             "mean",
             _edit(CAL, _replace(0, _masked_nan)),
             TYPE,
-            pending=PENDING_ISSUE_12,
             nan_free_result_ok=True,
         ),
     ]
@@ -221,7 +214,6 @@ def _evidence_entries() -> list[BadInput]:
             f,
             "var",
             _edit(EV, _replace(0, lambda v: v[:0])),
-            pending=PENDING_ISSUE_12,
         ),
     ]
 
@@ -245,7 +237,6 @@ def _fusion_entries(f: str, case: str) -> list[BadInput]:
             f,
             "evidence",
             _edit(case, _replace(0, lambda e: e[..., :0, :])),
-            pending=PENDING_ISSUE_12,
         ),
     ]
 
@@ -328,7 +319,6 @@ def _stage1_entries() -> list[BadInput]:
             lin,
             "w_cov",
             _edit(LIN, _replace(3, _not_pd)),
-            pending=PENDING_ISSUE_12,
         ),
         BadInput(f"{mc}_label_out_of_range", mc, "labels", labels_out_of_range(MC)),
         BadInput(f"{mc}_float_labels", mc, "labels", float_labels(MC), TYPE),
@@ -341,7 +331,6 @@ def _stage1_entries() -> list[BadInput]:
             lz,
             "w_cov",
             _edit(LINZ, _replace(3, _not_pd)),
-            pending=PENDING_ISSUE_12,
         ),
         BadInput(
             f"{post}_noise_var_zero", post, "noise_var", _edit(POST, _keywords(noise_var=0.0))
@@ -446,8 +435,6 @@ def run_contract(
             continue
         start = time.perf_counter()
         message = check_bad_input(adapter, entry, dtype)
-        if message and entry.pending:
-            message = f"{message} [pending, not counted: {entry.pending}]"
         nan = float("nan")
         results.append(
             CaseResult(
@@ -464,7 +451,6 @@ def run_contract(
                 kind="contract",
                 tier="contract",
                 bound=" or ".join(entry.expect) + f" naming {entry.argument!r}",
-                counted=not (message and entry.pending),
             )
         )
         if progress is not None:

@@ -23,6 +23,8 @@ def test_masked_arrays_are_refused_like_the_reference() -> None:
         T.calibrate(masked, np.ones((2, 2)))
     with pytest.raises(TypeError, match=r"h: masked arrays"):
         T.softmax_head_moments_linearized(np.ma.masked_array(H), LABELS, W, np.eye(4))
+    with pytest.raises(TypeError, match=r"array: masked arrays"):
+        T.from_numpy(masked)  # the harness's conversion would drop the mask
 
 
 def test_negative_strides_are_accepted_with_the_reference_answer() -> None:

@@ -14,21 +14,11 @@ from bogc_ref.conformance.contract import bad_inputs, check_bad_input, run_contr
 from bogc_ref.conformance.laws import raised
 from bogc_ref.conformance.loading import open_candidate
 
-COUNTED = [e for e in bad_inputs() if not e.pending]
-PENDING = [e for e in bad_inputs() if e.pending]
-
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("entry", COUNTED, ids=lambda e: e.name)
-def test_reference_meets_every_counted_entry(entry: Any, dtype: str) -> None:
+@pytest.mark.parametrize("entry", bad_inputs(), ids=lambda e: e.name)
+def test_reference_meets_every_entry(entry: Any, dtype: str) -> None:
     assert check_bad_input(bogc_ref, entry, dtype) == ""
-
-
-@pytest.mark.parametrize("entry", PENDING, ids=lambda e: e.name)
-def test_pending_entries_are_what_issue_12_fixes(entry: Any) -> None:
-    """Fails once the reference meets a pending entry: then remove its ``pending`` mark."""
-    message = check_bad_input(bogc_ref, entry, "float64")
-    assert message, f"the reference meets {entry.name} now: remove its pending mark"
 
 
 def test_contract_covers_every_function_and_the_spec_list() -> None:
@@ -117,16 +107,12 @@ def test_errors_are_classified_by_qualified_name() -> None:
     assert not raised(CaseTimeout("60 s"), "builtins.ValueError")
 
 
-def test_pending_entries_are_reported_and_not_counted(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bundled_backends_meet_the_contract(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["verify", "--backend", "numpy", "--dtype", "float64"])
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "PENDING [calibrate float64] calibrate_no_sources" in out
-    assert "pending contract entries not counted" in out.splitlines()[-1]
     assert "FAIL [" not in out
     torch = pytest.importorskip("torch")
     assert torch is not None
     results = run_contract(open_candidate("backend:torch"), "float32")
-    assert all(r.ok for r in results if r.counted), [
-        r.reason for r in results if not r.ok and r.counted
-    ]
+    assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
