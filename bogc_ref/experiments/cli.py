@@ -61,6 +61,9 @@ def register(subparsers: Any) -> None:
     sp.add_argument("--epochs", type=int, default=None, help="epochs, controlled data (15)")
     sp.add_argument("--real-epochs", type=int, default=None, help="epochs, digits (12)")
     sp.add_argument("--threads", type=int, default=None, help="torch threads (1)")
+    sp.add_argument(
+        "--resume", action="store_true", help="skip the jobs already in OUT/checkpoint.jsonl"
+    )
     sp.set_defaults(func=_run_shared)
 
 
@@ -123,7 +126,12 @@ def _run_shared(args: argparse.Namespace) -> int:
     if args.quick:
         options["controlled"] = ControlledData(n_train=128, n_val=64, n_test=256)
         options["real"] = RealData(max_samples=300)
-    result = run(SharedParamsConfig(**options), args.out, show_progress=not args.no_progress)
+    result = run(
+        SharedParamsConfig(**options),
+        args.out,
+        show_progress=not args.no_progress,
+        resume=args.resume,
+    )
     print((args.out / "results.md").read_text())
     print(
         f"wrote {args.out}/results.json, results.md, accuracy_vs_sigma.png, beliefs.png "

@@ -31,6 +31,7 @@ seeded generator for the batches, ``torch.use_deterministic_algorithms(True)``.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -250,8 +251,14 @@ def measure_memory(
     return peak_tensor_bytes(lambda: steps(cfg.memory_steps))
 
 
-def run(cfg: SharedParamsConfig, out_dir: Path, *, show_progress: bool = True) -> dict[str, Any]:
-    """Tune, evaluate and measure every family; write results.json, results.md and plots."""
+def run(
+    cfg: SharedParamsConfig, out_dir: Path, *, show_progress: bool = True, resume: bool = False
+) -> dict[str, Any]:
+    """Tune, evaluate and measure every family; write results.json, results.md and plots.
+
+    Every finished job is appended to ``out_dir/checkpoint.jsonl``; with ``resume`` the jobs
+    found there (for the same configuration) are not run again, so a killed run can go on.
+    """
     from .shared_report import plot_accuracy_vs_sigma, plot_beliefs, write_tables
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -273,28 +280,37 @@ def run(cfg: SharedParamsConfig, out_dir: Path, *, show_progress: bool = True) -
     runs: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {
         f: {c: {m: [] for m in cfg.methods_for(f)} for c in cfg.conditions(f)} for f in cfg.families
     }
+    checkpoint = _Checkpoint(out_dir / "checkpoint.jsonl", asdict(cfg), resume)
     with _deterministic(cfg.threads):
         for job in progress(jobs, "shared parameters", show_progress):
             kind, family = job[0], job[1]
+            value = checkpoint.get(job)
             if kind == "tune":
                 _, _, method, lr = job
-                split = splits.get(family, cfg.tune_condition(family), cfg.tune_seed)
-                val = train_one(cfg, family, split, method, lr, cfg.tune_seed)["val_acc"]
+                if value is None:
+                    split = splits.get(family, cfg.tune_condition(family), cfg.tune_seed)
+                    value = train_one(cfg, family, split, method, lr, cfg.tune_seed)["val_acc"]
+                    checkpoint.add(job, value)
                 entry = tuning[family].setdefault(method, {"val_acc": {}})
-                entry["val_acc"][f"{lr:g}"] = val
+                entry["val_acc"][f"{lr:g}"] = value
                 _pick(cfg, entry)
             elif kind == "memory":
                 method = job[2]
-                split = splits.get(family, cfg.tune_condition(family), cfg.tune_seed)
-                lr = tuning[family][method]["lr"]
-                memory[family][method] = measure_memory(cfg, family, split, method, lr)
+                if job not in checkpoint:
+                    split = splits.get(family, cfg.tune_condition(family), cfg.tune_seed)
+                    lr = tuning[family][method]["lr"]
+                    value = measure_memory(cfg, family, split, method, lr)
+                    checkpoint.add(job, value)
+                memory[family][method] = value
             else:
                 _, _, condition, seed, method = job
-                split = splits.get(family, condition, seed)
-                lr = tuning[family][method]["lr"]
-                record = train_one(cfg, family, split, method, lr, seed)
-                record.update(seed=seed, lr=lr)
-                runs[family][condition][method].append(record)
+                if value is None:
+                    split = splits.get(family, condition, seed)
+                    lr = tuning[family][method]["lr"]
+                    value = train_one(cfg, family, split, method, lr, seed)
+                    value.update(seed=seed, lr=lr)
+                    checkpoint.add(job, value)
+                runs[family][condition][method].append(value)
     seconds = time.perf_counter() - start
     result = {
         "experiment": "shared-parameters",
@@ -312,6 +328,41 @@ def run(cfg: SharedParamsConfig, out_dir: Path, *, show_progress: bool = True) -
     plot_accuracy_vs_sigma(cfg, result, out_dir / "accuracy_vs_sigma.png")
     plot_beliefs(cfg, result, out_dir / "beliefs.png")
     return result
+
+
+class _Checkpoint:
+    """Finished jobs, one JSON line each, after a first line holding the configuration."""
+
+    def __init__(self, path: Path, config: dict[str, Any], resume: bool) -> None:
+        self.path = path
+        self.done: dict[str, Any] = {}
+        header = json.dumps({"config": config}, sort_keys=True, default=str)
+        if resume and path.exists():
+            lines = path.read_text().splitlines()
+            if not lines or lines[0] != header:
+                raise ValueError(
+                    f"resume: {path} was written with another configuration; remove it or "
+                    "run without --resume"
+                )
+            for line in lines[1:]:
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    break  # a line cut short by a kill: run that job again
+                self.done[json.dumps(record["job"])] = record["value"]
+        else:
+            path.write_text(header + "\n")
+
+    def __contains__(self, job: tuple[Any, ...]) -> bool:
+        return json.dumps(list(job)) in self.done
+
+    def get(self, job: tuple[Any, ...]) -> Any:
+        return self.done.get(json.dumps(list(job)))
+
+    def add(self, job: tuple[Any, ...], value: Any) -> None:
+        self.done[json.dumps(list(job))] = value
+        with self.path.open("a") as f:
+            f.write(json.dumps({"job": list(job), "value": value}) + "\n")
 
 
 def _pick(cfg: SharedParamsConfig, entry: dict[str, Any]) -> None:
