@@ -117,8 +117,15 @@ def test_shared_parameters_quick_run_writes_every_file(
 
 @needs_mvlearn
 @pytest.mark.slow
-def test_shared_parameters_is_deterministic_for_a_seed(tmp_path: Path) -> None:
+def test_shared_parameters_is_deterministic_for_a_seed_and_resumes(tmp_path: Path) -> None:
+    """A second run that takes the tuning jobs from the first run's checkpoint (--resume) and
+    trains every evaluation run again gives the same numbers."""
     family = ("--families", "controlled-head")  # the family with every kind of method
     first = _shared_parameters_quick(tmp_path / "a", *family)
-    second = _shared_parameters_quick(tmp_path / "b", *family)
+    lines = (tmp_path / "a" / "checkpoint.jsonl").read_text().splitlines()
+    kept = [lines[0]] + [line for line in lines[1:] if json.loads(line)["job"][0] == "tune"]
+    assert 1 < len(kept) < len(lines)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "checkpoint.jsonl").write_text("\n".join(kept) + "\n")
+    second = _shared_parameters_quick(tmp_path / "b", *family, "--resume")
     assert first["summary"] == second["summary"] and first["tuning"] == second["tuning"]
