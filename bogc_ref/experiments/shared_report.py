@@ -169,6 +169,7 @@ def plot_accuracy_vs_sigma(cfg: Any, result: dict[str, Any], path: Path) -> None
         2, len(families), figsize=(5.5 * len(families), 7), squeeze=False, sharex=True
     )
     sigmas = list(cfg.sigmas)
+    colors = {m: f"C{i}" for i, m in enumerate(cfg.methods)}  # the same in both rows
     for col, family in enumerate(families):
         summary = result["summary"][family]
         for m in cfg.methods_for(family):
@@ -181,10 +182,8 @@ def plot_accuracy_vs_sigma(cfg: Any, result: dict[str, Any], path: Path) -> None
                 mean = np.array([100 * s["mean"] for s in stats])
                 half = np.array([100 * (s["half_width"] or 0.0) for s in stats])
                 ax = axes[row][col]
-                (line,) = ax.plot(sigmas, mean, marker="o", label=NAMES.get(m, m))
-                ax.fill_between(
-                    sigmas, mean - half, mean + half, alpha=0.15, color=line.get_color()
-                )
+                ax.plot(sigmas, mean, marker="o", color=colors[m], label=NAMES.get(m, m))
+                ax.fill_between(sigmas, mean - half, mean + half, alpha=0.15, color=colors[m])
         axes[0][col].set(title=family, ylabel="fused test accuracy (%)")
         axes[1][col].axhline(0.0, color="black", lw=0.8)
         axes[1][col].set(xlabel="block noise σ of every modality", ylabel="minus sum (points)")
@@ -210,8 +209,12 @@ def plot_beliefs(cfg: Any, result: dict[str, Any], path: Path) -> None:
                 panels.append((family, condition))
     if not panels:
         return
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.5), squeeze=False)
-    for ax, (family, condition) in zip(axes[0], panels, strict=True):
+    n_cols = min(3, len(panels))
+    n_rows = -(-len(panels) // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 3.3 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (family, condition) in zip(axes.flat, panels, strict=False):
         beliefs = np.array([r["beliefs"] for r in result["runs"][family][condition]["bogc"]])
         mean = np.nanmean(beliefs, axis=0)  # (epochs, M + 1)
         epochs = np.arange(1, mean.shape[0] + 1)
