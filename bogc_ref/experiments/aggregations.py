@@ -4,7 +4,8 @@
 - ``bayesagg``: BOGC with ``normalize=True``, the BayesAgg-MTL precision-weighted mean.
 - ``bogc``: BOGC with the spec's defaults (relative evidence, p = 1, W = M, no normalisation).
 - ``upgrad``, ``imtlg``, ``jd-mean``: torchjd's UPGrad, IMTL-G and Mean aggregators
-  (present only when ``torchjd`` imports).
+  (present only when ``torchjd`` imports); ``mgda`` and ``pcgrad`` (torchjd's MGDA and
+  PCGrad) are available by name through :func:`torchjd_aggregator`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,27 @@ def torchjd_aggregators() -> dict[str, Any]:
     except ImportError:
         return {}
     return {"upgrad": UPGrad(), "imtlg": IMTLG(), "jd-mean": Mean()}
+
+
+#: Experiment name → torchjd aggregator class name.
+TORCHJD_NAMES = {
+    "mgda": "MGDA",
+    "upgrad": "UPGrad",
+    "pcgrad": "PCGrad",
+    "imtlg": "IMTLG",
+    "jd-mean": "Mean",
+}
+
+
+def torchjd_aggregator(name: str) -> Any:
+    """A fresh torchjd aggregator by experiment name; None when unknown or torchjd is absent."""
+    if name not in TORCHJD_NAMES:
+        return None
+    try:
+        from torchjd import aggregation
+    except ImportError:
+        return None
+    return getattr(aggregation, TORCHJD_NAMES[name])()
 
 
 def bogc_kwargs(name: str) -> dict[str, Any]:

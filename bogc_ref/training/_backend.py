@@ -31,3 +31,17 @@ def reached_moments(per_sample_grads: Tensor) -> tuple[Tensor, Tensor]:
     mean, var = spec_functions().empirical_moments(per_sample_grads)
     reached = (per_sample_grads != 0).any(dim=0)
     return mean, torch.where(reached, var, torch.full_like(var, float("inf")))
+
+
+def point_mass_at_zero_is_vacuous(mean: Tensor, var: Tensor) -> Tensor:
+    r"""``var`` with :math:`+\infty` wherever ``mean == 0`` and ``var <= 0`` exactly.
+
+    The per-sample analogue of :func:`reached_moments`: a source whose gradient distribution
+    for a sample is a point mass at 0 (a softmax head so saturated that p = y exactly, so the
+    linearized gradient and its variance vanish; or every Monte Carlo draw giving 0) moves
+    nothing there, so it carries no information: vacuous, not dogmatic. Other entries are
+    returned with roundoff below zero set to 0.
+    """
+    var = var.clamp_min(0.0)
+    still = (var == 0) & (mean == 0)
+    return torch.where(still, torch.full_like(var, float("inf")), var)

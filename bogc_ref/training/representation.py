@@ -32,7 +32,9 @@ the same, global posterior.
 The calibrated gradient :math:`\hat g_b` = ``calibrate(mean_b, var_b, mask=mask_b).grad``
 (shape (B, D)) is back-propagated as :math:`\partial L/\partial h_b = \hat g_b / B` through
 ``h.backward(gradient=...)``. A dimension a source does not reach gets ``mean = 0`` and
-``var = +inf`` (no information, evidence 0), never ``var = 0`` (which would be dogmatic); a
+``var = +inf`` (no information, evidence 0), never ``var = 0`` (which would be dogmatic); so
+does a reached column where a sample's moments are exactly mean 0 and var 0 (a head saturated
+so far that p = y exactly: its gradient is a point mass at 0 and moves nothing); a
 sample where a source is absent (a missing modality) gets ``mask = False``.
 
 The heads themselves are not touched: train them by their own losses, computed on
@@ -51,7 +53,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._backend import spec_functions
+from ._backend import point_mass_at_zero_is_vacuous, spec_functions
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -111,7 +113,8 @@ class RepresentationAggregator:
         dtype: the dtype of the posteriors, moments and calibration (default float64, like
             the reference's internal precision; the gradient is cast back to ``h.dtype``).
             In float32 a saturated softmax sample's variance (exactly ~1e-44) can round below
-            zero; roundoff below zero is set to 0 in any dtype.
+            zero; roundoff below zero is set to 0 in any dtype (and to +inf where the mean is
+            exactly 0 too: see the module docstring).
         **calibrate_kwargs: passed to ``calibrate`` (mode, tau, power, prior_weight, normalize).
     """
 
@@ -189,7 +192,7 @@ class RepresentationAggregator:
                 continue
             moments = self._source_moments(src, h_m, target, post)
             mean[:, m, cols] = moments.mean
-            var[:, m, cols] = moments.var.clamp_min(0.0)
+            var[:, m, cols] = point_mass_at_zero_is_vacuous(moments.mean, moments.var)
         self.step += 1
         return mean, var, present
 

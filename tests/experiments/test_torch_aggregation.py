@@ -167,3 +167,37 @@ def test_float32_model_gets_the_float64_calibration_cast_back() -> None:
     np.testing.assert_allclose(
         enc32.weight.grad.numpy(), dh.T @ p["x"].float().double().numpy(), rtol=1e-5, atol=1e-7
     )
+
+
+def test_a_saturated_head_is_vacuous_on_that_sample_not_dogmatic() -> None:
+    """Inside a head's reach a variance can still be exactly 0: a softmax head whose logits
+    saturate (gap far beyond exp's range) gives p = y exactly, so the linearized gradient and
+    its variance are exactly 0. That source moves nothing for the sample; as an unreached
+    column it must be vacuous there. Before the fix it was dogmatic: belief 1, gradient 0,
+    and the other source's gradient for that sample was dropped."""
+    torch.manual_seed(5)
+    n, dim = 6, 2
+    soft, lin = torch.nn.Linear(dim, K).double(), torch.nn.Linear(dim, K).double()
+    h_fit = torch.randn(n, dim, dtype=torch.float64)
+    labels, targets = torch.randint(0, K, (n,)), torch.randn(n, K, dtype=torch.float64)
+    kwargs = {"prior_var": PRIOR_VAR, "noise_var": NOISE_VAR, "refresh_every": 2}
+    both = RepresentationAggregator([Source(soft, "softmax"), Source(lin, "linear")], **kwargs)
+    alone = RepresentationAggregator([Source(lin, "linear")], prior_weight=2.0, **kwargs)
+    both.moments(h_fit, [labels, targets])  # fits and caches the posteriors on h_fit
+    alone.moments(h_fit, [targets])
+    post_mean = both._posteriors[0].mean[:, :dim]
+    h = torch.randn(n, dim, dtype=torch.float64)
+    h[0] = 1e5 * (post_mean[0] - post_mean[1])  # class 0 wins sample 0 by a logit gap of ~1e5
+    new_labels = labels.clone()
+    new_labels[0] = int((h[0] @ post_mean.T).argmax())
+    _, var, _ = both.moments(h, [new_labels, targets])
+    both.step = 1  # evaluate calibrate with the same cached posterior
+    got = both.calibrate(h, [new_labels, targets])
+    alone.step = 1
+    expected = alone.calibrate(h, [targets])
+    assert torch.all(torch.isinf(var[0, 0])), "the saturated head's variance must be +inf"
+    np.testing.assert_array_equal(got.belief[0, 0].numpy(), 0.0)
+    assert torch.all(got.grad[0] != 0)
+    np.testing.assert_allclose(got.grad[0].numpy(), expected.grad[0].numpy(), rtol=1e-12)
+    # The other samples are untouched by the rule: the softmax head still has a say there.
+    assert torch.all(torch.isfinite(var[1:, 0])) and torch.all(got.belief[1:, 0] > 0)
