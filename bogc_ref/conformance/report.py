@@ -1,4 +1,14 @@
-"""The verify report: one table per implementation, the failures, a one-line verdict, JSON."""
+"""The verify report: one table per implementation, the failures, a one-line verdict, JSON.
+
+Results are grouped by tier (``golden``, ``statistical``, ``laws``, and any other tier a
+check declares), then by stage and dtype. Each row names the case with the largest error
+relative to its tolerance, so the number and the name always belong together; errors are
+shown as that ratio (at most 1 passes), never as raw magnitudes whose scale depends on the
+case. A statistical row shows its z-score over its own bound; a law row shows how many laws
+and examples ran. Failures are listed one per line, labelled with their tier; with more than
+:data:`MAX_DETAILED` of them only the first of each tier is shown in full, the others in the
+JSON report.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +23,33 @@ from ..interface import STAGES
 from .runner import CaseResult
 from .tolerances import STAGE_NAMES
 
+#: Tiers in the order they are shown; unknown tiers follow.
+TIER_ORDER = ("load", "golden", "fresh", "statistical", "contract", "laws")
+#: With more failures than this, each is one line and the details go to the JSON report.
+MAX_DETAILED = 10
+
+
+def tier_of(result: CaseResult) -> str:
+    """The tier of a result: its ``tier`` field when it has one, else from its ``kind``."""
+    tier = getattr(result, "tier", "")
+    if isinstance(tier, str) and tier:
+        return tier
+    return "laws" if result.kind == "law" else result.kind
+
+
+def _order(values: set[str], known: tuple[str, ...]) -> list[str]:
+    return [v for v in known if v in values] + sorted(values - set(known))
+
+
+def error_ratio(result: CaseResult) -> float:
+    """Error over tolerance (at most 1 passes); inf for a failure without numbers."""
+    ratio = getattr(result, "ratio", float("nan"))
+    if isinstance(ratio, float) and not math.isnan(ratio):
+        return ratio
+    if result.rtol and math.isfinite(result.rel_err) and result.rtol > 0:
+        return result.rel_err / result.rtol
+    return math.inf if not result.ok else math.nan
+
 
 @dataclass
 class ImplementationReport:
@@ -24,6 +61,10 @@ class ImplementationReport:
     present: dict[str, tuple[str, ...]]
     results: list[CaseResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The candidate's captured stdout, stderr and warnings (``OutputLog.summary()``).
+    candidate_output: dict[str, Any] = field(default_factory=dict)
+    #: Why each worker process was lost (each also failed the case it was running).
+    worker_failures: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -40,53 +81,100 @@ class ImplementationReport:
         return out
 
 
-def _fmt(x: float) -> str:
+def plain(x: float) -> str:
+    """A number for the console: three significant digits, no NumPy repr."""
     if math.isnan(x):
         return "-"
-    return f"{x:.2e}"
+    if math.isinf(x):
+        return "inf"
+    return f"{float(x):.3g}"
+
+
+def _leading_int(text: str) -> int:
+    head = text.split(" ", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _measure(tier: str, group: list[CaseResult]) -> tuple[str, str]:
+    """(what the group measured, the case it names) for one row."""
+    if tier == "laws":
+        failing = [r for r in group if not r.ok]
+        examples = sum(_leading_int(r.detail) for r in group)
+        return (f"{len(group)} laws, {examples} examples", failing[0].name if failing else "-")
+    scored = [(error_ratio(r), r) for r in group]
+    finite = [(x, r) for x, r in scored if not math.isnan(x)]
+    if not finite:
+        return ("-", group[0].name)
+    ratio, worst = max(finite, key=lambda item: item[0])
+    if ratio == 0:
+        return ("0", "(all exact)")
+    if tier == "statistical":
+        return (f"z/bound {plain(ratio)}", worst.name)
+    return (plain(ratio) if math.isfinite(ratio) else "failed", worst.name)
 
 
 def _rows(report: ImplementationReport) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     dtypes = sorted({r.dtype for r in report.results})
-    for stage in STAGE_NAMES:
-        for kind, label in (("cases", ""), ("law", " laws")):
+    tiers = _order({tier_of(r) for r in report.results}, TIER_ORDER)
+    stages = _order({r.stage for r in report.results}, STAGE_NAMES)
+    for tier in tiers:
+        for stage in stages:
             for dtype in dtypes:
                 group = [
                     r
                     for r in report.results
-                    if r.stage == stage
-                    and r.dtype == dtype
-                    and ((r.kind == "law") == (kind == "law"))
+                    if tier_of(r) == tier and r.stage == stage and r.dtype == dtype
                 ]
-                if not group:
-                    continue
-                passed = sum(r.ok for r in group)
-                finite = [r for r in group if not math.isnan(r.rel_err)]
-                failing = [r for r in group if not r.ok]
-                worst = (
-                    failing[0]
-                    if failing
-                    else max(finite, key=lambda r: r.rel_err / r.rtol if r.rtol else 0.0)
-                    if finite
-                    else group[0]
-                )
-                rows.append(
-                    (
-                        stage + label,
-                        dtype,
-                        f"{passed}/{len(group)}",
-                        _fmt(max((r.abs_err for r in finite), default=0.0)),
-                        _fmt(max((r.rel_err for r in finite), default=0.0)),
-                        worst.name,
-                    )
-                )
+                if group:
+                    measured, worst = _measure(tier, group)
+                    passed = f"{sum(r.ok for r in group)}/{len(group)}"
+                    rows.append((tier, stage, dtype, passed, measured, worst))
     return rows
 
 
-def render(report: ImplementationReport, *, width: int = 100) -> str:
-    """The table of one implementation, its absent stages and its failures."""
-    header = ("stage", "dtype", "passed", "worst abs", "worst rel", "worst case")
+def _label(result: CaseResult) -> str:
+    tier = tier_of(result)
+    return "law" if tier == "laws" else tier
+
+
+def _where(result: CaseResult) -> str:
+    if tier_of(result) == "load":
+        return "load"
+    return f"[{result.stage} {result.dtype}] {_label(result)} {result.name}"
+
+
+def _indent(text: str) -> str:
+    return text.replace("\n", "\n      ")
+
+
+def failure_lines(report: ImplementationReport) -> list[str]:
+    """``FAIL [stage dtype] tier name: reason``, one per failure.
+
+    With at most :data:`MAX_DETAILED` failures each is shown in full (reason and
+    reproduction); with more, each is one line and only the first failure of each tier is
+    shown in full after them (all of them are in full in the JSON report).
+    """
+    failures = [r for r in report.results if not r.ok]
+    if not failures:
+        return []
+    lines = [f"  failures ({len(failures)}):"]
+    if len(failures) <= MAX_DETAILED:
+        return lines + [f"  FAIL {_where(r)}: {_indent(r.reason)}" for r in failures]
+    for r in failures:
+        first = r.reason.splitlines()[0][:200] if r.reason else ""
+        lines.append(f"  FAIL {_where(r)}: {first}")
+    firsts = {tier_of(r): r for r in reversed(failures)}
+    lines.append("  the first failure of each tier in full (every one in the JSON report, --json):")
+    for r in failures:
+        if firsts.get(tier_of(r)) is r:
+            lines.append(f"  FAIL {_where(r)}: {_indent(r.reason)}")
+    return lines
+
+
+def render(report: ImplementationReport) -> str:
+    """The table of one implementation, its absent stages, its failures, its output."""
+    header = ("tier", "stage", "dtype", "passed", "worst err/tol", "worst case")
     rows = [header, *_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [f"{report.name} (version {report.version}; {report.spec})"]
@@ -94,29 +182,43 @@ def render(report: ImplementationReport, *, width: int = 100) -> str:
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if i == 0:
             lines.append("  " + "  ".join("-" * w for w in widths))
-    for stage, names in report.missing().items():
-        state = "absent" if stage not in report.present else "partly absent"
-        lines.append(f"  {stage} {state}: {', '.join(names)} not provided")
+    if report.present:
+        for stage, names in report.missing().items():
+            state = "absent" if stage not in report.present else "partly absent"
+            lines.append(f"  {stage} {state}: {', '.join(names)} not provided")
     lines.extend(f"  note: {n}" for n in report.notes)
-    failures = [r for r in report.results if not r.ok]
-    if failures:
-        lines.append(f"  failures ({len(failures)}):")
-        for r in failures:
-            reason = r.reason.replace("\n", "\n      ")
-            lines.append(f"  FAIL [{r.stage} {r.dtype}] {r.name}: {reason}")
+    if report.worker_failures:
+        lines.append(
+            f"  worker processes lost: {len(report.worker_failures)} (each failed its case and "
+            "was replaced)"
+        )
+    lines.extend(failure_lines(report))
+    output = report.candidate_output
+    if output:
+        from .capture import console_summary
+
+        lines.extend(f"  {line}" for line in console_summary(output))
     return "\n".join(lines)
 
 
-def verdict(reports: list[ImplementationReport]) -> str:
+def _stages_of(results: list[CaseResult]) -> list[str]:
+    return _order({r.stage for r in results if not r.ok}, STAGE_NAMES)
+
+
+def verdict(reports: list[ImplementationReport], skipped: tuple[str, ...] = ()) -> str:
     """One line: PASS or FAIL, with the failing implementations and stages."""
     total = sum(len(r.results) for r in reports)
     bad = [r for r in reports if not r.passed]
     if not bad:
         names = ", ".join(r.name for r in reports)
-        return f"verdict: PASS ({names}: all {total} checks passed)"
+        extra = f"; tiers skipped: {', '.join(skipped)}" if skipped else ""
+        return f"verdict: PASS ({names}: all {total} checks passed{extra})"
     parts = []
     for r in bad:
-        stages = sorted({x.stage for x in r.results if not x.ok}, key=STAGE_NAMES.index)
+        if any(tier_of(x) == "load" for x in r.results):
+            parts.append(f"{r.name}: could not be loaded")
+            continue
+        stages = _stages_of(r.results)
         n_fail = sum(not x.ok for x in r.results)
         where = f" in {', '.join(stages)}" if stages else " (nothing checked)"
         parts.append(f"{r.name}: {n_fail} failed{where}")
@@ -124,14 +226,17 @@ def verdict(reports: list[ImplementationReport]) -> str:
 
 
 def as_json(
-    reports: list[ImplementationReport], settings: dict[str, Any], extra: dict[str, Any]
+    reports: list[ImplementationReport],
+    settings: dict[str, Any],
+    extra: dict[str, Any],
+    skipped: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The machine-readable report."""
     return {
         **extra,
         "settings": settings,
         "passed": all(r.passed for r in reports),
-        "verdict": verdict(reports),
+        "verdict": verdict(reports, skipped),
         "implementations": [
             {
                 "name": r.name,
@@ -141,7 +246,16 @@ def as_json(
                 "present": {k: list(v) for k, v in r.present.items()},
                 "absent": {k: list(v) for k, v in r.missing().items()},
                 "notes": r.notes,
-                "results": [_jsonable(asdict(x)) for x in r.results],
+                "tiers": {
+                    tier: {
+                        "passed": sum(x.ok for x in r.results if tier_of(x) == tier),
+                        "total": sum(tier_of(x) == tier for x in r.results),
+                    }
+                    for tier in _order({tier_of(x) for x in r.results}, TIER_ORDER)
+                },
+                "worker_failures": r.worker_failures,
+                "candidate_output": r.candidate_output,
+                "results": [_jsonable({**asdict(x), "tier": tier_of(x)}) for x in r.results],
             }
             for r in reports
         ],

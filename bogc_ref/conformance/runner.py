@@ -18,6 +18,7 @@ from .._linalg import cholesky_jittered
 from .._softmax_head import _gradients
 from .adapter import Adapter
 from .compare import Comparison, compare_array, failed, merge
+from .errors import CandidateProblem
 from .golden import GoldenCase, output_fields
 from .runtime import CaseTimeout
 from .tolerances import (
@@ -44,6 +45,10 @@ class CaseResult:
     reason: str
     seconds: float
     kind: str = "golden"
+    #: Error over its tolerance (<= 1 passes); for a statistical check, z over its bound.
+    ratio: float = float("nan")
+    #: What the check measured, in words, when the numbers do not say it (laws: examples).
+    detail: str = ""
 
 
 def _reduction_length(case: GoldenCase) -> int:
@@ -93,6 +98,8 @@ def _atol(case: GoldenCase, field: str, dtype: str, rtol: float, ref: np.ndarray
 
 def describe_exception(exc: BaseException) -> str:
     """One line: the exception type, its message and where in the candidate it came from."""
+    if isinstance(exc, CandidateProblem):  # raised, died, timed out, broke the contract
+        return exc.describe()
     if isinstance(exc, CaseTimeout):
         return f"timeout: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
@@ -141,6 +148,7 @@ def check_golden(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
         rtol,
         reason,
         seconds,
+        ratio=comparison.ratio,
     )
 
 
@@ -223,6 +231,7 @@ def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseRes
         comparison.reason,
         time.perf_counter() - start,
         kind="statistical",
+        ratio=comparison.ratio,
     )
 
 
