@@ -7,6 +7,7 @@ fail: small hand-made defects make them raise.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -61,12 +62,14 @@ IMPLEMENTATIONS = [
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
-def implementation(request: pytest.FixtureRequest) -> Any:
+def implementation(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "reference":
-        return bogc_ref
+        yield bogc_ref
+        return
     from bogc_ref.conformance.loading import open_candidate
 
-    return open_candidate(request.param)
+    with open_candidate(request.param) as candidate:  # the backend in its own process
+        yield candidate
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
