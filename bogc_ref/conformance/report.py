@@ -30,11 +30,15 @@ MAX_DETAILED = 10
 
 
 def tier_of(result: CaseResult) -> str:
-    """The tier of a result: its ``tier`` field when it has one, else from its ``kind``."""
-    tier = getattr(result, "tier", "")
-    if isinstance(tier, str) and tier:
-        return tier
-    return "laws" if result.kind == "law" else result.kind
+    """The tier of a result: its ``tier`` (a law row left at the default is a law)."""
+    if result.kind == "law" and result.tier in ("", "golden"):
+        return "laws"
+    return result.tier or result.kind
+
+
+def counted(result: CaseResult) -> bool:
+    """Whether a result counts in the verdict (a pending contract entry does not)."""
+    return bool(getattr(result, "counted", True))
 
 
 def _order(values: set[str], known: tuple[str, ...]) -> list[str]:
@@ -68,8 +72,8 @@ class ImplementationReport:
 
     @property
     def passed(self) -> bool:
-        """True when every check passed (and at least one ran)."""
-        return bool(self.results) and all(r.ok for r in self.results)
+        """True when every counted check passed (and at least one ran)."""
+        return bool(self.results) and all(r.ok or not counted(r) for r in self.results)
 
     def missing(self) -> dict[str, tuple[str, ...]]:
         """Interface functions the implementation lacks, by stage."""
@@ -99,7 +103,7 @@ def _measure(tier: str, group: list[CaseResult]) -> tuple[str, str]:
     """(what the group measured, the case it names) for one row."""
     if tier == "laws":
         failing = [r for r in group if not r.ok]
-        examples = sum(_leading_int(r.detail) for r in group)
+        examples = sum(_leading_int(r.bound) for r in group)
         return (f"{len(group)} laws, {examples} examples", failing[0].name if failing else "-")
     scored = [(error_ratio(r), r) for r in group]
     finite = [(x, r) for x, r in scored if not math.isnan(x)]
@@ -127,8 +131,12 @@ def _rows(report: ImplementationReport) -> list[tuple[str, ...]]:
                     if tier_of(r) == tier and r.stage == stage and r.dtype == dtype
                 ]
                 if group:
-                    measured, worst = _measure(tier, group)
-                    passed = f"{sum(r.ok for r in group)}/{len(group)}"
+                    scored = [r for r in group if counted(r)] or group
+                    measured, worst = _measure(tier, scored)
+                    pending = len(group) - sum(counted(r) for r in group)
+                    passed = f"{sum(r.ok for r in scored)}/{len(scored)}" + (
+                        f" (+{pending} pending)" if pending else ""
+                    )
                     rows.append((tier, stage, dtype, passed, measured, worst))
     return rows
 
@@ -155,10 +163,15 @@ def failure_lines(report: ImplementationReport) -> list[str]:
     reproduction); with more, each is one line and only the first failure of each tier is
     shown in full after them (all of them are in full in the JSON report).
     """
-    failures = [r for r in report.results if not r.ok]
+    lines = []
+    pending = [r for r in report.results if not r.ok and not counted(r)]
+    if pending:
+        lines.append(f"  pending entries, not counted in the verdict ({len(pending)}):")
+        lines.extend(f"  PENDING {_where(r)}: {_indent(r.reason)}" for r in pending)
+    failures = [r for r in report.results if not r.ok and counted(r)]
     if not failures:
-        return []
-    lines = [f"  failures ({len(failures)}):"]
+        return lines
+    lines.append(f"  failures ({len(failures)}):")
     if len(failures) <= MAX_DETAILED:
         return lines + [f"  FAIL {_where(r)}: {_indent(r.reason)}" for r in failures]
     for r in failures:
@@ -202,16 +215,18 @@ def render(report: ImplementationReport) -> str:
 
 
 def _stages_of(results: list[CaseResult]) -> list[str]:
-    return _order({r.stage for r in results if not r.ok}, STAGE_NAMES)
+    return _order({r.stage for r in results if not r.ok and counted(r)}, STAGE_NAMES)
 
 
 def verdict(reports: list[ImplementationReport], skipped: tuple[str, ...] = ()) -> str:
     """One line: PASS or FAIL, with the failing implementations and stages."""
-    total = sum(len(r.results) for r in reports)
+    total = sum(counted(x) for r in reports for x in r.results)
     bad = [r for r in reports if not r.passed]
     if not bad:
         names = ", ".join(r.name for r in reports)
-        extra = f"; tiers skipped: {', '.join(skipped)}" if skipped else ""
+        pending = sum(not counted(x) for r in reports for x in r.results)
+        extra = f"; {pending} pending entries not counted" if pending else ""
+        extra += f"; tiers skipped: {', '.join(skipped)}" if skipped else ""
         return f"verdict: PASS ({names}: all {total} checks passed{extra})"
     parts = []
     for r in bad:
@@ -219,7 +234,7 @@ def verdict(reports: list[ImplementationReport], skipped: tuple[str, ...] = ()) 
             parts.append(f"{r.name}: could not be loaded")
             continue
         stages = _stages_of(r.results)
-        n_fail = sum(not x.ok for x in r.results)
+        n_fail = sum(not x.ok and counted(x) for x in r.results)
         where = f" in {', '.join(stages)}" if stages else " (nothing checked)"
         parts.append(f"{r.name}: {n_fail} failed{where}")
     return "verdict: FAIL (" + "; ".join(parts) + ")"
@@ -248,8 +263,8 @@ def as_json(
                 "notes": r.notes,
                 "tiers": {
                     tier: {
-                        "passed": sum(x.ok for x in r.results if tier_of(x) == tier),
-                        "total": sum(tier_of(x) == tier for x in r.results),
+                        "passed": sum(x.ok for x in r.results if tier_of(x) == tier and counted(x)),
+                        "total": sum(tier_of(x) == tier and counted(x) for x in r.results),
                     }
                     for tier in _order({tier_of(x) for x in r.results}, TIER_ORDER)
                 },

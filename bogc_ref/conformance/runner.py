@@ -32,7 +32,14 @@ from .tolerances import (
 
 @dataclass(frozen=True)
 class CaseResult:
-    """Outcome of one case (or one law) for one dtype."""
+    """Outcome of one case (or one law) for one dtype.
+
+    ``ratio`` is the error in units of the tolerance (at most 1 passes; for a statistical
+    check, the largest standardised difference over its bound); ``bound`` says in words
+    what the check was held to. ``tier`` is the tier it belongs to ("golden", "fresh",
+    "statistical", "laws", "contract"); ``counted`` is False only for a contract entry
+    the reference itself does not meet yet (reported, not part of the verdict).
+    """
 
     name: str
     stage: str
@@ -45,10 +52,10 @@ class CaseResult:
     reason: str
     seconds: float
     kind: str = "golden"
-    #: Error over its tolerance (<= 1 passes); for a statistical check, z over its bound.
+    tier: str = "golden"
     ratio: float = float("nan")
-    #: What the check measured, in words, when the numbers do not say it (laws: examples).
-    detail: str = ""
+    bound: str = ""
+    counted: bool = True
 
 
 def _reduction_length(case: GoldenCase) -> int:
@@ -231,6 +238,7 @@ def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseRes
         comparison.reason,
         time.perf_counter() - start,
         kind="statistical",
+        tier="statistical",
         ratio=comparison.ratio,
     )
 
