@@ -1,7 +1,7 @@
-"""Every output is 7.0, in an ndarray subclass whose subtraction and comparisons lie.
+"""Every output is 7.0, in an ndarray subclass whose subtraction returns zeros.
 
-It used to pass 32 of 36 golden calibrate cases: the comparison computed ``c - r`` with
-the subclass's ``__sub__``.
+It used to pass most golden calibrate cases: the comparison computed ``c - r`` with the
+subclass's ``__sub__`` (and its ``astype`` kept the subclass).
 """
 
 from typing import Any
@@ -19,9 +19,6 @@ class Liar(np.ndarray):
 
     def astype(self, dtype: Any, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         return self
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        return np.zeros(np.broadcast_shapes(*(np.shape(x) for x in inputs)))
 
 
 def calibrate(mean: Any, var: Any, **kwargs: Any) -> Any:
