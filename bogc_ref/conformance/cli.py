@@ -31,7 +31,7 @@ import numpy as np
 import bogc_ref
 
 from . import golden
-from .adapter import FUNCTIONS, Adapter
+from .adapter import FUNCTIONS, Adapter, close_all
 from .errors import LoadFailure
 from .loading import UsageError, available_backends, check_spec
 from .report import ImplementationReport, Progress, as_json, render, verdict
@@ -254,14 +254,10 @@ def near_misses(attributes: tuple[str, ...]) -> list[str]:
     return found
 
 
-def _open(
-    args: argparse.Namespace, options: Options, adapters: list[Adapter]
-) -> tuple[list[Adapter], list[ImplementationReport], list[str]]:
-    """Start every candidate's worker, then wait for each to load.
+def _start(args: argparse.Namespace, options: Options, adapters: list[Adapter]) -> list[str]:
+    """Start every candidate's worker (they load in parallel); notes on backends left out.
 
-    Returns the loaded adapters, a failing report for each candidate whose worker did not
-    survive loading it, and notes. Raises UsageError for a candidate that cannot be named
-    or imported, or that provides none of the interface functions.
+    Raises UsageError for a candidate that can be refused without importing it.
     """
     specs, notes = _specs(args)
     load_timeout = None if options.timeout is None else max(options.timeout, 60.0)
@@ -275,6 +271,18 @@ def _open(
         )
         adapters.append(adapter)
         adapter.start()
+    return notes
+
+
+def _wait(
+    args: argparse.Namespace, adapters: list[Adapter], notes: list[str]
+) -> tuple[list[Adapter], list[ImplementationReport]]:
+    """Wait for each worker to load its candidate.
+
+    Returns the loaded adapters and a failing report for each candidate whose worker did not
+    survive loading it. Raises UsageError for a candidate that cannot be imported or
+    provides none of the interface functions.
+    """
     loaded, broken = [], []
     for adapter in adapters:
         try:
@@ -298,7 +306,7 @@ def _open(
         loaded.append(adapter)
     if not loaded and not broken:
         raise UsageError("no backend is available for --device " + str(args.device))
-    return loaded, broken, notes
+    return loaded, broken
 
 
 def _load_failure_report(adapter: Adapter, exc: LoadFailure) -> ImplementationReport:
@@ -317,6 +325,7 @@ def _load_failure_report(adapter: Adapter, exc: LoadFailure) -> ImplementationRe
             f"the candidate could not be loaded: {exc.describe()}",
             0.0,
             kind="load",
+            tier="load",
         )
     )
     return report
@@ -418,10 +427,11 @@ def run_verify(args: argparse.Namespace) -> int:
 
 def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter]) -> int:
     try:
-        loaded, reports, notes = _open(args, options, adapters)
+        notes = _start(args, options, adapters)
+        manifest, cases = golden.stored()  # while the workers load
+        loaded, reports = _wait(args, adapters, notes)
     except UsageError as exc:
         return _usage(str(exc))
-    manifest, cases = golden.stored()
     plans = []
     for adapter in loaded:
         present = adapter.stages()
@@ -444,8 +454,7 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
     finally:
         progress.close()
     by_name = {a.name: a for a in adapters}
-    for adapter in adapters:
-        adapter.close()
+    close_all(adapters)
     for report in reports:
         adapter = by_name[report.name]
         report.candidate_output = adapter.output.summary()

@@ -191,6 +191,8 @@ def render(report: ImplementationReport) -> str:
     rows = [header, *_rows(report)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     lines = [f"{report.name} (version {report.version}; {report.spec})"]
+    if any(tier_of(r) == "load" for r in report.results):
+        rows = []  # nothing ran: the failure line says why
     for i, row in enumerate(rows):
         lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
         if i == 0:
@@ -200,7 +202,7 @@ def render(report: ImplementationReport) -> str:
             state = "absent" if stage not in report.present else "partly absent"
             lines.append(f"  {stage} {state}: {', '.join(names)} not provided")
     lines.extend(f"  note: {n}" for n in report.notes)
-    if report.worker_failures:
+    if report.worker_failures and rows:
         lines.append(
             f"  worker processes lost: {len(report.worker_failures)} (each failed its case and "
             "was replaced)"
