@@ -162,6 +162,21 @@ def test_usage_errors_exit_2_with_one_line(
     assert err.startswith("bogc-ref verify: error: ")
 
 
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(_cuda_available(), reason="CUDA is available here")
+def test_device_cuda_without_cuda_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--backend", "torch", "--device", "cuda")
+    assert code == 2 and out == ""
+    assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+
+
 def test_near_misses_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "--impl", str(HERE / "hostile" / "near_miss.py"))
     assert code == 2

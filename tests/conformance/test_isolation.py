@@ -141,6 +141,18 @@ def test_candidate_output_is_captured_and_cannot_fake_the_verdict(tmp_path: Path
     assert "candidate output:" in run.stdout  # summarised on the console
 
 
+def test_candidate_warnings_are_counted_not_printed(tmp_path: Path) -> None:
+    run = calibrate_run(tmp_path, "noisy_warnings.py")
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.last_line.startswith("verdict: PASS")
+    assert "overflow number" not in run.stderr
+    assert len((run.stdout + run.stderr).splitlines()) < 30
+    assert "candidate warnings: 5700 (300 distinct" in run.stdout  # 19 cases x 300
+    assert run.report is not None
+    warnings = run.report["implementations"][0]["candidate_output"]["warnings"]
+    assert sum(w["count"] for w in warnings) == 5700 and len(warnings) == 300
+
+
 def test_chdir_at_import_does_not_move_a_relative_json_report(tmp_path: Path) -> None:
     run = calibrate_run(tmp_path, "chdir_at_import.py")
     assert run.code == 0, run.stdout + run.stderr
