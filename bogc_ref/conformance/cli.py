@@ -21,7 +21,6 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,14 +34,13 @@ from .adapter import FUNCTIONS, Adapter, close_all
 from .errors import LoadFailure
 from .loading import UsageError, available_backends, check_spec
 from .report import ImplementationReport, Progress, as_json, render, verdict
-from .runner import CaseResult, check_golden, check_monte_carlo
+from .runner import CaseResult
 from .runtime import default_memory_limit, format_bytes, parse_memory
+from .tiers import TIER_NAMES, TIERS, Plan, Tier
 from .tolerances import describe
 
 DTYPES = ("float32", "float64")
 BACKEND_CHOICES = ("numpy", "torch", "cupy", "all")
-#: Tiers of checks; each can be left out with --skip-tier (laws run only with --properties).
-TIERS = ("golden", "statistical", "laws")
 #: Default --max-examples with --properties.
 DEFAULT_MAX_EXAMPLES = 50
 #: Exit code after a Ctrl-C (128 + SIGINT, as shells report it).
@@ -111,10 +109,10 @@ def register(subparsers: Any) -> None:
     verify.add_argument(
         "--skip-tier",
         action="append",
-        choices=TIERS,
+        choices=TIER_NAMES,
         default=[],
         metavar="TIER",
-        help=f"leave a tier of checks out of the run and the verdict ({', '.join(TIERS)}); "
+        help=f"leave a tier of checks out of the run and the verdict ({', '.join(TIER_NAMES)}); "
         "repeatable",
     )
     verify.add_argument("--json", metavar="REPORT.json", help="also write a JSON report")
@@ -150,10 +148,6 @@ class Options:
     max_examples: int
     json_path: Path | None
     skipped: tuple[str, ...]
-
-    def runs(self, tier: str) -> bool:
-        """Whether ``tier`` is part of this run."""
-        return tier not in self.skipped
 
 
 def _json_path(text: str | None) -> Path | None:
@@ -199,7 +193,7 @@ def validate(args: argparse.Namespace) -> Options:
     except ValueError as exc:
         raise UsageError(f"--memory-limit: {exc}") from None
     skipped = tuple(dict.fromkeys(args.skip_tier))
-    running = [t for t in TIERS if t not in skipped and (t != "laws" or args.properties)]
+    running = [t.name for t in _tiers(skipped, args.properties)]
     if not running:
         raise UsageError(
             f"--skip-tier: every tier is skipped ({', '.join(skipped)}); nothing to run"
@@ -331,78 +325,9 @@ def _load_failure_report(adapter: Adapter, exc: LoadFailure) -> ImplementationRe
     return report
 
 
-#: One tier: (adapter, present functions, cases to run, options, progress) -> results.
-TierRunner = Callable[
-    [Adapter, set[str], list[tuple[golden.GoldenCase, str]], Options, Callable[[str], None]],
-    list[CaseResult],
-]
-
-
-def _golden_tier(
-    adapter: Adapter,
-    provided: set[str],
-    todo: list[tuple[golden.GoldenCase, str]],
-    options: Options,
-    progress: Callable[[str], None],
-) -> list[CaseResult]:
-    out = []
-    for case, dtype in todo:
-        adapter.context = f"{case.name} {dtype}"
-        out.append(check_golden(adapter, case, dtype))
-        progress(f"{adapter.name} {case.name} {dtype}")
-    return out
-
-
-def _statistical_tier(
-    adapter: Adapter,
-    provided: set[str],
-    todo: list[tuple[golden.GoldenCase, str]],
-    options: Options,
-    progress: Callable[[str], None],
-) -> list[CaseResult]:
-    if "softmax_head_moments" not in provided:
-        return []
-    mc_case = golden.load_case("softmax_mc_eps")
-    out = []
-    for dtype in options.dtypes:
-        adapter.context = f"softmax_mc_own_sampler {dtype}"
-        out.append(check_monte_carlo(adapter, mc_case, dtype))
-        progress(f"{adapter.name} softmax_mc_own_sampler {dtype}")
-    return out
-
-
-def _laws_tier(
-    adapter: Adapter,
-    provided: set[str],
-    todo: list[tuple[golden.GoldenCase, str]],
-    options: Options,
-    progress: Callable[[str], None],
-) -> list[CaseResult]:
-    from .properties import run_laws
-
-    out = []
-    for dtype in options.dtypes:
-        out.extend(run_laws(adapter, dtype, options.max_examples, progress))
-    return out
-
-
-#: The tiers in the order they run. Another tier is one more entry here and in TIERS.
-TIER_RUNNERS: dict[str, TierRunner] = {
-    "golden": _golden_tier,
-    "statistical": _statistical_tier,
-    "laws": _laws_tier,
-}
-
-
-def _planned(adapter: Adapter, args: argparse.Namespace, options: Options, todo: list[Any]) -> int:
-    count = len(todo) if options.runs("golden") else 0
-    if options.runs("statistical") and adapter.provides("softmax_head_moments"):
-        count += len(options.dtypes)
-    if args.properties and options.runs("laws"):
-        from .properties import applicable_laws
-
-        count += len(applicable_laws(adapter)) * len(options.dtypes)
-    return count
+def _tiers(skipped: tuple[str, ...], properties: bool) -> list[Tier]:
+    """The tiers this run goes through."""
+    return [t for t in TIERS if t.name not in skipped and (properties or not t.needs_properties)]
 
 
 def run_verify(args: argparse.Namespace) -> int:
@@ -434,22 +359,23 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
         return _usage(str(exc))
     plans = []
     for adapter in loaded:
-        present = adapter.stages()
-        provided = {f for names in present.values() for f in names}
+        provided = frozenset(f for names in adapter.stages().values() for f in names)
         todo = [
             (c, d) for c in cases if c.function in provided for d in options.dtypes if d in c.dtypes
         ]
-        plans.append((adapter, present, provided, todo))
+        plans.append((adapter, Plan(provided, todo, options.dtypes, options.max_examples)))
 
-    total = sum(_planned(a, args, options, todo) for a, _, _, todo in plans)
+    tiers = _tiers(options.skipped, args.properties)
+    total = sum(tier.count(adapter, plan) for adapter, plan in plans for tier in tiers)
     progress = Progress(total, enabled=not args.quiet)
     started = time.perf_counter()
     try:
-        for adapter, present, provided, todo in plans:
-            report = ImplementationReport(adapter.name, adapter.spec, adapter.version, present)
-            for tier, runner in TIER_RUNNERS.items():
-                if options.runs(tier) and (tier != "laws" or args.properties):
-                    report.results.extend(runner(adapter, provided, todo, options, progress.update))
+        for adapter, plan in plans:
+            report = ImplementationReport(
+                adapter.name, adapter.spec, adapter.version, adapter.stages()
+            )
+            for tier in tiers:
+                report.results.extend(tier.run(adapter, plan, progress.update))
             reports.append(report)
     finally:
         progress.close()
