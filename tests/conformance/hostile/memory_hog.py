@@ -1,5 +1,10 @@
-"""Allocates (and touches) up to 3 GB inside calibrate, well past a --memory-limit of 300M."""
+"""Allocates and touches up to 3 GiB inside calibrate, well past a --memory-limit of 300M.
 
+128 MiB at a time with a short pause between, so that even a busy machine's harness sees
+the memory grow (it reads it every 20 ms) long before the machine runs out.
+"""
+
+import time
 from typing import Any
 
 import numpy as np
@@ -9,6 +14,9 @@ import bogc_ref
 
 def calibrate(mean: Any, var: Any, **kwargs: Any) -> Any:
     if np.shape(mean) == (1, 1):
-        chunks = [np.ones(2**24) for _ in range(24)]  # 24 x 128 MiB
+        chunks = []
+        for _ in range(24):
+            chunks.append(np.ones(2**24))  # 128 MiB, every page written
+            time.sleep(0.05)
         del chunks
     return bogc_ref.calibrate(mean, var, **kwargs)
