@@ -147,7 +147,15 @@ class WorkerProcess:
         stdout, stderr = output.new_files()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-c", _bootstrap(), str(to_worker_r), str(from_worker_w)],
+                [
+                    sys.executable,
+                    "-I",
+                    "-c",
+                    _bootstrap(),
+                    str(to_worker_r),
+                    str(from_worker_w),
+                    str(os.getpid()),
+                ],
                 stdin=subprocess.DEVNULL,
                 stdout=stdout,
                 stderr=stderr,

@@ -25,6 +25,8 @@ import ctypes
 import faulthandler
 import functools
 import inspect
+import os
+import signal
 import sys
 import traceback
 import warnings
@@ -47,6 +49,8 @@ from .convert import (
 )
 from .loading import UsageError, load_candidate
 
+#: prctl option: the signal this process gets when its parent dies (Linux).
+PR_SET_PDEATHSIG = 1
 #: Longest message or traceback text sent back (characters).
 MAX_TEXT = 20_000
 
@@ -266,15 +270,23 @@ def serve(conn_in: Connection, conn_out: Connection) -> None:
             wire.send(conn_out, {"kind": "violation", "message": _safe_str(exc)})
 
 
+def _die_with(parent: int) -> None:
+    """Be killed when the harness dies, even in the middle of a hanging call (Linux).
+
+    Otherwise a harness killed from outside would leave a worker that hangs forever.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: ``main([READ_FD, WRITE_FD])`` (``python -m bogc_ref.conformance.worker``)."""
-    read_fd, write_fd = (int(a) for a in (argv if argv is not None else sys.argv[1:]))
+    """Entry point: ``main([READ_FD, WRITE_FD, HARNESS_PID])``."""
+    read_fd, write_fd, parent = (int(a) for a in (argv if argv is not None else sys.argv[1:]))
+    _die_with(parent)
     faulthandler.enable()  # a crash leaves its Python traceback in the captured stderr
     conn_in = Connection(read_fd, writable=False)
     conn_out = Connection(write_fd, readable=False)
     serve(conn_in, conn_out)
     _flush_all(None)
-
-
-if __name__ == "__main__":
-    main()

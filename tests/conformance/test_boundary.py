@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any
 
@@ -240,3 +242,44 @@ def test_memory_sizes(text: str, expected: int | None) -> None:
 def test_bad_memory_sizes(text: str) -> None:
     with pytest.raises(ValueError):
         parse_memory(text)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_worker_dies_with_a_killed_harness(tmp_path: Path) -> None:
+    pid_file = tmp_path / "worker.pid"
+    spec = write_candidate(
+        tmp_path,
+        f"""
+        import os, time
+
+        def calibrate(mean, var, **kwargs):
+            open({str(pid_file)!r}, "w").write(str(os.getpid()))
+            time.sleep(600)
+        """,
+    )
+    program = (
+        "import numpy as np\n"
+        "from bogc_ref.conformance.loading import open_candidate\n"
+        f"open_candidate({spec!r}).calibrate(np.ones((1, 1)), np.ones((1, 1)))\n"
+    )
+    harness = subprocess.Popen([sys.executable, "-c", program])
+    deadline = time.monotonic() + 60
+    while not (pid_file.exists() and pid_file.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    worker = int(pid_file.read_text())
+    assert _running(worker)
+    harness.kill()  # SIGKILL: no chance to clean up
+    harness.wait()
+    deadline = time.monotonic() + 10
+    while _running(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _running(worker)
