@@ -15,6 +15,11 @@ whole process group), which also stops a C call that holds the GIL; a worker tha
 reported with its exit status or signal and the last lines it wrote to stderr. Either way
 the call raises :class:`~bogc_ref.conformance.errors.WorkerFailure` and the worker is not
 used again.
+
+On Linux a worker asks to be killed when the thread that started it ends
+(``PR_SET_PDEATHSIG``), so a harness killed from outside leaves no worker behind; start
+workers from a thread that lives as long as you use them (the main thread, as
+``bogc-ref verify`` does).
 """
 
 from __future__ import annotations
