@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup verify test lint docs bench-check clean
+.PHONY: setup verify test test-lowest lint docs bench-check clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,20 @@ verify: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+## The lower bounds of pyproject.toml (numpy>=1.26, scipy>=1.11) tested, not assumed: the
+## reference's and the conformance harness's tests in a second environment with exactly those
+## versions (no torch: the backend tests run in `make test`).
+LOWEST := .venv-lowest
+LOWEST_TESTS := tests/test_calibrate_laws.py tests/test_errors.py tests/test_numerics.py \
+	tests/test_stage1_moments.py tests/test_stage2_evidence.py tests/test_stage3_identities.py \
+	tests/conformance
+test-lowest:
+	test -x $(LOWEST)/bin/python || $(PYTHON) -m venv $(LOWEST)
+	$(LOWEST)/bin/python -m pip install --quiet "numpy==1.26.4" "scipy==1.11.4" \
+		"pytest>=8" "hypothesis>=6.100" "mpmath>=1.3"
+	$(LOWEST)/bin/python -m pip install --quiet --no-deps -e .
+	$(LOWEST)/bin/python -m pytest -q -p no:cacheprovider $(LOWEST_TESTS)
+
 ## The documentation (MathJax fetched once from the npm registry; warnings are errors).
 docs: $(STAMP)
 	bash docs/build.sh
@@ -41,4 +55,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(LOWEST) build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

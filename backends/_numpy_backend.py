@@ -38,4 +38,5 @@ class NumpyBackend:
     evidence = staticmethod(bogc_ref.evidence)
     opinions = staticmethod(bogc_ref.opinions)
     reduced_dempster = staticmethod(bogc_ref.reduced_dempster)
+    dempster_combine = staticmethod(bogc_ref.dempster_combine)
     calibrate = staticmethod(bogc_ref.calibrate)

@@ -57,6 +57,7 @@ from ._torch_common import (
     saturate_exp,
     stub_of,
 )
+from ._torch_dempster import dempster_combine as _dempster_combine
 from ._torch_fusion import fuse, raw_log_evidence
 
 
@@ -327,6 +328,11 @@ class TorchBackend:
             fused = fuse([log_e[..., m, :] for m in range(n_sources)], log_w, want_weights=False)
             belief = torch.stack(fused.belief, dim=-2)
             return Opinion(_any(belief.to(e.dtype)), _any(fused.uncertainty.to(e.dtype)))
+
+    def dempster_combine(self, m1: Any, m2: Any) -> Any:
+        r"""See :func:`bogc_ref.dempster_combine`: Dempster's rule for two mass functions."""
+        with torch.no_grad():
+            return _any(_dempster_combine(m1, m2, self._tensors, host))
 
     # ------------------------------------------------------------------ calibrate
     def calibrate(

@@ -28,7 +28,7 @@ STAGES: dict[str, tuple[str, ...]] = {
         "softmax_head_laplace",
     ),
     "stage2": ("evidence",),
-    "stage3": ("opinions", "reduced_dempster"),
+    "stage3": ("opinions", "reduced_dempster", "dempster_combine"),
     "calibrate": ("calibrate",),
 }
 
@@ -79,6 +79,8 @@ class Implementation(Protocol):
     def opinions(self, evidence: Any, *, prior_weight: float | None = None) -> Opinion: ...
 
     def reduced_dempster(self, evidence: Any, *, prior_weight: float | None = None) -> Opinion: ...
+
+    def dempster_combine(self, m1: Any, m2: Any) -> Any: ...
 
     def calibrate(
         self,

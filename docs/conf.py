@@ -46,6 +46,12 @@ mathjax3_config = {"svg": {"fontCache": "global"}}
 # signatures show argument names only and the docstrings state shapes and dtypes.
 autodoc_typehints = "none"
 autodoc_member_order = "bysource"
+# Dataclass fields of the training integration are annotated with torch and typing classes
+# that have no inventory here (the docs build offline).
+nitpick_ignore = [
+    ("py:class", "torch.nn.modules.linear.Linear"),
+    ("py:class", "collections.abc.Sequence"),
+]
 napoleon_google_docstring = True
 napoleon_numpy_docstring = False
 

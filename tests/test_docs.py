@@ -31,6 +31,9 @@ AUTODOC = re.compile(
     r"(?:\.\.\s+auto(?:function|class|data|attribute|exception)::|"
     r"\{auto(?:function|class|data|attribute|exception)\})\s+bogc_ref\.(\w+)"
 )
+TRAINING_AUTODOC = re.compile(
+    r"(?:\.\.\s+auto(?:function|class)::|\{auto(?:function|class)\})\s+bogc_ref\.training\.(\w+)"
+)
 FENCE_OPEN = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>.*)$")
 PYTHON_INFOS = {"python", "python3", "py", "pycon", "{doctest}"}
 CODE_BLOCK = re.compile(r"^\{(?:code-block|code|sourcecode)\}\s+(\S+)")
@@ -79,6 +82,15 @@ def test_every_public_name_is_autodocumented() -> None:
     documented = set(AUTODOC.findall((DOCS / "api.md").read_text()))
     missing = sorted(set(bogc_ref.__all__) - documented)
     assert not missing, f"docs/api.md has no autodoc directive for bogc_ref.{missing}"
+
+
+def test_every_training_name_is_autodocumented() -> None:
+    pytest.importorskip("torch")
+    import bogc_ref.training
+
+    documented = set(TRAINING_AUTODOC.findall((DOCS / "api.md").read_text()))
+    missing = sorted(set(bogc_ref.training.__all__) - documented)
+    assert not missing, f"docs/api.md has no autodoc directive for bogc_ref.training.{missing}"
 
 
 def test_autodoc_pattern_sees_directives() -> None:

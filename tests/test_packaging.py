@@ -35,6 +35,14 @@ def test_backends_folder_imports_under_the_project_namespace() -> None:
     assert Path(bogc_ref.backends.__file__).parent == ROOT / "backends"
 
 
+def test_backends_folder_holds_only_array_backends() -> None:
+    """The training integration lives in ``bogc_ref.training``, not among the backends."""
+    modules = {p.stem for p in (ROOT / "backends").glob("*.py")}
+    public = {m for m in modules if not m.startswith("_")}
+    assert public == set(), f"backends/ has public modules besides the registry: {public}"
+    assert (ROOT / "bogc_ref" / "training" / "__init__.py").exists()
+
+
 def test_no_generic_top_level_module_is_installed(tmp_path: Path) -> None:
     code = "import importlib.util, sys; sys.exit(importlib.util.find_spec('backends') is not None)"
     result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=False)

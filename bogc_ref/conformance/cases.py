@@ -8,8 +8,14 @@ in, and ``cond``, the condition number of the matrix a stage-1 case factors (see
 Coverage: ordinary random inputs of several shapes (leading batch axes, M from 1 to 6, D
 from 1 to 4096), vacuous and masked sources (NaN means in masked sources), dogmatic
 dimensions, mixed dogmatic and finite, extreme magnitudes, normalize on and off, fixed and
-relative modes, power != 1, prior_weight != M; for stage 1 small heads with ordinary and
-near-singular posteriors and Monte Carlo with stored eps.
+relative modes, power != 1, prior_weight != M; for stage 1 small heads with ordinary,
+concentrated and near-singular posteriors and Monte Carlo with stored eps; the general
+Dempster rule on frames of 2 to 5 elements.
+
+These generators run only when the vectors are regenerated, and only for cases that are
+not stored yet (or whose generator was changed): they use platform math (``10 ** u``,
+``np.linalg``), whose last bits differ between CPUs, so the stored inputs, not the
+generators, are what every machine checks against (see :mod:`.golden`).
 """
 
 from __future__ import annotations
@@ -276,7 +282,34 @@ def stage3_cases() -> list[CaseSpec]:
             special=True,
             prior_weight=2.5,
         ),
+        *dempster_cases(),
     ]
+
+
+def _mass(rng: np.random.Generator, n: int, focal: float) -> np.ndarray:
+    """A mass function over an n-element frame: random masses on about ``focal`` of the
+    non-empty subsets, the whole frame always focal, summing to 1 (index 0 holds 0)."""
+    size = 2**n
+    m = rng.uniform(0.05, 1.0, size) * (rng.random(size) < focal)
+    m[0] = 0.0
+    m[-1] = max(m[-1], 0.05)
+    return np.asarray(m / m.sum())
+
+
+def dempster_cases() -> list[CaseSpec]:
+    """Golden cases of :func:`bogc_ref.dempster_combine` (the general rule, two sources)."""
+    cases = []
+    for name, n, focal, description in (
+        ("dc_frame2", 2, 1.0, "frame of 2, every subset focal"),
+        ("dc_frame3_sparse", 3, 0.5, "frame of 3, about half the subsets focal"),
+        ("dc_frame5", 5, 0.7, "frame of 5 (32 subsets)"),
+    ):
+        rng = _rng(name)
+        inputs = {"m1": _mass(rng, n, focal), "m2": _mass(rng, n, focal)}
+        cases.append(
+            CaseSpec(name, "dempster_combine", ("m1", "m2"), inputs, description=description)
+        )
+    return cases
 
 
 def _spd(rng: np.random.Generator, n: int, floor: float) -> np.ndarray:
@@ -309,6 +342,27 @@ def stage1_cases() -> list[CaseSpec]:
             description="B=5, D=3, K=2",
         )
     )
+
+    # Concentrated posteriors: covariances scaled by 1e-3 and 1e-5, where Var[g] is a tiny
+    # fraction of E[g]^2 and a one-pass E[g^2] - E[g]^2 loses every digit in float32.
+    for scale in (1e-3, 1e-5):
+        rng = _rng(f"lin_concentrated_{scale:g}")
+        b, d, k = 6, 4, 3
+        w_cov = np.stack([scale * _spd(rng, d + 1, 0.1) for _ in range(k)])
+        cases.append(
+            CaseSpec(
+                f"linear_moments_concentrated_{scale:g}",
+                "linear_head_moments",
+                ("h", "y", "w_mean", "w_cov"),
+                {
+                    "h": rng.normal(size=(b, d)),
+                    "y": rng.normal(size=(b, k)),
+                    "w_mean": rng.normal(size=(k, d + 1)),
+                    "w_cov": w_cov,
+                },
+                description=f"B=6, D=4, K=3, covariance scaled by {scale:g}",
+            )
+        )
 
     rng = _rng("linpost")
     b, d, k = 20, 4, 2

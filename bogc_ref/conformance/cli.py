@@ -412,8 +412,9 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
             f"{_limit(options.memory_limit, 'bytes')})"
         )
         print(
-            "tolerances: |c - r| <= atol + rtol|r|; 'worst err/tol' is the largest error over "
-            "its tolerance (<= 1 passes); rtol of each case in --json"
+            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa + R), R the "
+            "rounding of the reductions; 'worst err/tol' is the largest error over its "
+            "tolerance (<= 1 passes); rtol of each case in --json"
         )
         for report in reports:
             print()
@@ -475,10 +476,14 @@ def run_vectors(args: argparse.Namespace) -> int:
     if not (directory / golden.MANIFEST).is_file():
         print(f"bogc-ref vectors: error: no {golden.MANIFEST} in {directory}", file=sys.stderr)
         return 2
-    problems = golden.drift(directory)
-    if problems:
-        print(f"golden vectors drift ({len(problems)} differences):")
-        for p in problems:
+    drift = golden.drift_report(directory)
+    if drift.rounding:
+        print(f"platform rounding within the tolerance policy ({len(drift.rounding)} arrays):")
+        for line in drift.rounding:
+            print(f"  {line}")
+    if drift.problems:
+        print(f"golden vectors drift ({len(drift.problems)} differences):")
+        for p in drift.problems:
             print(f"  {p}")
         return 1
     print(f"golden vectors in {directory}: no drift (spec_version {bogc_ref.SPEC_VERSION})")

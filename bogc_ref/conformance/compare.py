@@ -28,6 +28,12 @@ class Comparison:
     reason: str = ""
 
 
+def plain(x: object) -> str:
+    """A number as plain text (``0.5``, ``inf``), never ``np.float64(0.5)``."""
+    value = float(x)  # type: ignore[arg-type]
+    return repr(value) if value == value else "nan"
+
+
 def failed(reason: str) -> Comparison:
     """A failure that has no numeric error (wrong shape, dtype, NaN, exception)."""
     return Comparison(
@@ -67,7 +73,8 @@ def compare_array(
     if mismatch.any():
         i = _index(mismatch)
         return failed(
-            f"{name}: non-finite pattern differs at index {i}: got {c[i]!r}, expected {r[i]!r}"
+            f"{name}: non-finite pattern differs at index {i}: "
+            f"got {plain(c[i])}, expected {plain(r[i])}"
         )
     both = c_finite & r_finite
     atol_arr = np.broadcast_to(np.asarray(atol, dtype=np.float64), r.shape)
@@ -89,8 +96,9 @@ def compare_array(
             rel_err=rel_err,
             ratio=ratio,
             reason=(
-                f"{name}: got {c[i]!r}, expected {r[i]!r} at index {i} "
-                f"(|diff| {diff[i]:.3g} > tolerance {bound[i]:.3g}, rtol {rtol:.3g}; "
+                f"{name}: got {plain(c[i])}, expected {plain(r[i])} at index {i} "
+                f"(|diff| {diff[i]:.3g} > tolerance {bound[i]:.3g}, rtol {rtol:.3g}: "
+                f"{ratio:.3g} x the tolerance; "
                 f"{int((ratio_arr > 1).sum())} of {diff.size} entries out of tolerance)"
             ),
         )

@@ -7,8 +7,14 @@ Layout of ``bogc_ref/conformance/golden/``:
   and per case its function, stage, positional and keyword arrays, scalar keywords, dtypes,
   ``cond`` and the SHA-256 of every stored array (dtype, shape and bytes).
 
-Regenerate with ``bogc-ref vectors --regenerate``; ``bogc-ref vectors --check`` recomputes
-everything in memory and reports any stored number that would change.
+The stored **inputs** are the golden inputs: they are never regenerated from platform math.
+``bogc-ref vectors --regenerate`` keeps the stored inputs of every case whose generator
+(:mod:`.cases`) still produces them up to platform rounding (normwise within
+:data:`INPUT_MATCH_RTOL`), takes the generator's inputs only for new or changed cases,
+and recomputes every output with the reference. ``bogc-ref vectors --check`` recomputes
+the outputs from the stored inputs and judges each difference by the tolerance policy
+(:func:`~bogc_ref.conformance.runner.case_rtol`, float64): differences within it are
+platform rounding, reported in ULPs; beyond it, a stored number changed.
 
 float32 candidates are checked on the stored float64 inputs cast to float32, against the
 reference run on those same float32 inputs (not against the float64 outputs: the rounding
@@ -48,10 +54,19 @@ def stage_of(function: str) -> str:
     raise KeyError(function)
 
 
+#: The name of the single output of the functions that return a bare array.
+BARE_OUTPUT = {"evidence": "evidence", "dempster_combine": "mass"}
+
+#: Normwise relative gap below which generated inputs are the stored ones up to platform
+#: rounding (1 ULP of ``10**u``, a few of ``np.linalg`` times a condition number up to
+#: 1e7: at most 1e-9); a changed generator moves them by O(1).
+INPUT_MATCH_RTOL = 1e-6
+
+
 def output_fields(function: str) -> tuple[str, ...]:
-    """Field names of a function's result (``("evidence",)`` for a bare array)."""
+    """Field names of a function's result (one name for a bare array, see :data:`BARE_OUTPUT`)."""
     kind = RESULT_TYPES[function]
-    return ("evidence",) if kind is None else tuple(kind._fields)
+    return (BARE_OUTPUT[function],) if kind is None else tuple(kind._fields)
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ class GoldenCase:
     dtypes: tuple[str, ...]
     cond: float
     description: str
+    tier: str = "golden"
 
     @property
     def stage(self) -> str:
@@ -108,29 +124,75 @@ def _digest(arr: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def compute(spec: CaseSpec) -> GoldenCase:
-    """Run the reference on one case's float64 inputs."""
+def compute(spec: CaseSpec, stored: GoldenCase | None = None) -> GoldenCase:
+    """Run the reference on one case's float64 inputs.
+
+    With ``stored`` (the packaged case of that name) whose inputs the generator still
+    produces up to platform rounding (:func:`inputs_match`), the stored inputs and
+    ``cond`` are kept: only the outputs are recomputed.
+    """
+    inputs, cond = dict(spec.inputs), spec.cond
+    if stored is not None and not inputs_match(stored.inputs, spec.inputs):
+        stored = None
+    if stored is not None:
+        inputs, cond = dict(stored.inputs), stored.cond
     positional = list(spec.positional)
-    args = [spec.inputs[k] for k in positional]
-    kwargs: dict[str, Any] = {k: v for k, v in spec.inputs.items() if k not in positional}
+    args = [inputs[k] for k in positional]
+    kwargs: dict[str, Any] = {k: v for k, v in inputs.items() if k not in positional}
     kwargs.update(spec.kwargs)
     outputs = run_reference(spec.function, args, kwargs)
     return GoldenCase(
         spec.name,
         spec.function,
         spec.positional,
-        dict(spec.inputs),
+        inputs,
         dict(spec.kwargs),
         outputs,
         spec.dtypes,
-        spec.cond,
+        cond,
         spec.description,
     )
 
 
-def generate() -> list[GoldenCase]:
-    """Every case, computed now by the reference."""
-    return [compute(spec) for spec in all_cases()]
+def generate(directory: Path | None = GOLDEN_DIR) -> list[GoldenCase]:
+    """Every case, outputs computed now by the reference, inputs stored in ``directory``
+    where they exist (None: every input from its generator)."""
+    previous: dict[str, GoldenCase] = {}
+    if directory is not None and (Path(directory) / MANIFEST).is_file():
+        previous = {c.name: c for c in read(Path(directory))[1]}
+    return [compute(spec, previous.get(spec.name)) for spec in all_cases()]
+
+
+def _same_layout(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def inputs_match(stored: dict[str, np.ndarray], generated: dict[str, np.ndarray]) -> bool:
+    """Whether ``generated`` equals ``stored`` up to platform rounding.
+
+    Same names, shapes and dtypes; non-float arrays and non-finite entries identical;
+    finite floats within :data:`INPUT_MATCH_RTOL` of the stored array's largest magnitude.
+    """
+    if stored.keys() != generated.keys():
+        return False
+    for key, old in stored.items():
+        new = generated[key]
+        if not _same_layout(old, new):
+            return False
+        if old.dtype.kind != "f":
+            if not np.array_equal(old, new):
+                return False
+            continue
+        finite = np.isfinite(old)
+        if not np.array_equal(finite, np.isfinite(new)):
+            return False
+        if not np.array_equal(old[~finite], new[~finite], equal_nan=True):
+            return False
+        scale = float(np.max(np.abs(old[finite]), initial=float(np.finfo(old.dtype).tiny)))
+        gap = float(np.max(np.abs(old[finite] - new[finite]), initial=0.0))
+        if gap > INPUT_MATCH_RTOL * scale:
+            return False
+    return True
 
 
 def _arrays(case: GoldenCase) -> dict[str, np.ndarray]:
@@ -220,46 +282,125 @@ def load_case(name: str) -> GoldenCase:
     raise KeyError(f"no golden case named {name!r}")
 
 
-def drift(directory: Path = GOLDEN_DIR) -> list[str]:
-    """Differences between the stored vectors and a regeneration now (empty: none).
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> int:
+    """Largest distance in units in the last place between finite entries of ``a`` and ``b``
+    (same dtype and shape); non-finite entries are skipped."""
+    if a.dtype.kind != "f" or a.size == 0:
+        return 0
+    signed = np.int64 if a.dtype.itemsize == 8 else np.int32
+    both = np.isfinite(a) & np.isfinite(b)
+    if not both.any():
+        return 0
 
-    Arrays are compared bitwise (NaN equal to NaN); the manifest's metadata as data.
+    def ordinal(x: np.ndarray) -> np.ndarray:
+        bits = np.ascontiguousarray(x[both]).view(signed).astype(np.int64)
+        # Map the sign-magnitude bit patterns onto a monotone integer line.
+        return np.where(bits < 0, np.iinfo(signed).min - bits, bits)
+
+    return int(np.max(np.abs(ordinal(a) - ordinal(b))))
+
+
+def normwise_ulps(a: np.ndarray, b: np.ndarray) -> float:
+    """``max |a - b|`` over finite entries in ULPs of ``max |a|``: what the elementwise count
+    means for the array (near 0, one elementwise ULP is a tiny fraction of the array's)."""
+    both = np.isfinite(a) & np.isfinite(b)
+    if a.dtype.kind != "f" or not both.any():
+        return 0.0
+    scale = float(np.max(np.abs(a[both])))
+    gap = float(np.max(np.abs(a[both].astype(np.float64) - b[both])))
+    return gap / float(np.spacing(a.dtype.type(scale))) if scale > 0 else 0.0
+
+
+def _ulps_text(a: np.ndarray, b: np.ndarray) -> str:
+    return f"up to {ulp_distance(a, b)} ULP ({normwise_ulps(a, b):.3g} ULP of its largest value)"
+
+
+@dataclass
+class DriftReport:
+    """Outcome of :func:`drift_report`: real changes (``problems``) and platform rounding
+    within the policy (``rounding``, one line per array that differs, in ULPs)."""
+
+    problems: list[str]
+    rounding: list[str]
+
+
+def _judge_outputs(old: GoldenCase, new: GoldenCase, report: DriftReport) -> None:
+    from .runner import case_rtol, compare_outputs
+
+    for key in old.outputs.keys() | new.outputs.keys():
+        if key not in old.outputs or key not in new.outputs:
+            report.problems.append(f"{old.name}.out.{key}: stored and generated outputs differ")
+            return
+    rtol = case_rtol(old, "float64")
+    for key, before in old.outputs.items():
+        after = new.outputs[key]
+        label = f"{old.name}.out.{key}"
+        if not _same_layout(before, after):
+            layout = f"{before.dtype}{before.shape} -> {after.dtype}{after.shape}"
+            report.problems.append(f"{label}: {layout}")
+            continue
+        if np.array_equal(before, after, equal_nan=True):
+            continue
+        comparison = compare_outputs(old, key, after, before, rtol)
+        if comparison.ok:
+            report.rounding.append(
+                f"{label}: {_ulps_text(before, after)}, "
+                f"{comparison.ratio:.2g} of the tolerance (rtol {rtol:.3g})"
+            )
+        else:
+            report.problems.append(f"{label}: changed beyond the tolerance: {comparison.reason}")
+
+
+def drift_report(directory: Path = GOLDEN_DIR) -> DriftReport:
+    """Compare the stored vectors of ``directory`` with the generators and the reference now.
+
+    Inputs: the generators must still produce the stored inputs up to platform rounding
+    (:func:`inputs_match`); outputs: the reference on the **stored** inputs must give the
+    stored outputs within the tolerance policy (float64, the case's rtol and atol).
     """
     manifest, old = read(directory)
-    new = generate()
-    problems: list[str] = []
+    report = DriftReport([], [])
+    problems = report.problems
     if manifest.get("spec_version") != bogc_ref.SPEC_VERSION:
         problems.append(
             f"spec_version: stored {manifest.get('spec_version')!r}, "
             f"reference {bogc_ref.SPEC_VERSION!r}"
         )
     old_by_name = {c.name: c for c in old}
-    new_names = [c.name for c in new]
-    for name in old_by_name.keys() - set(new_names):
+    specs = all_cases()
+    for name in old_by_name.keys() - {spec.name for spec in specs}:
         problems.append(f"{name}: stored but no longer generated")
-    new_entries = {e["name"]: e for e in manifest_of(new)["cases"]}
     old_entries = {e["name"]: e for e in manifest["cases"]}
-    for case in new:
-        if case.name not in old_by_name:
-            problems.append(f"{case.name}: generated but not stored")
+    for spec in specs:
+        prev = old_by_name.get(spec.name)
+        if prev is None:
+            problems.append(f"{spec.name}: generated but not stored")
             continue
-        prev = old_by_name[case.name]
-        for key, arr in _arrays(case).items():
-            before = _arrays(prev).get(key)
-            if before is None:
-                problems.append(f"{key}: not stored")
-            elif before.shape != arr.shape or before.dtype != arr.dtype:
-                problems.append(f"{key}: {before.dtype}{before.shape} -> {arr.dtype}{arr.shape}")
-            elif not np.array_equal(before, arr, equal_nan=True):
-                changed = ~((before == arr) | (np.isnan(before) & np.isnan(arr)))
-                with np.errstate(invalid="ignore"):
-                    gap = np.nanmax(np.abs(before.astype(np.float64) - arr)[changed])
-                problems.append(
-                    f"{key}: {int(changed.sum())} of {arr.size} numbers changed "
-                    f"(largest change {gap:.3g})"
-                )
-        meta = ("function", "positional", "array_kwargs", "kwargs", "outputs", "dtypes", "cond")
+        if not inputs_match(prev.inputs, spec.inputs):
+            problems.append(f"{spec.name}: the generator no longer produces the stored inputs")
+        else:
+            for key, arr in prev.inputs.items():
+                if ulp_distance(arr, spec.inputs[key]):
+                    report.rounding.append(
+                        f"{spec.name}.in.{key}: the generator differs by "
+                        f"{_ulps_text(arr, spec.inputs[key])} (platform math; the stored "
+                        "input is used)"
+                    )
+        new = compute(spec, prev)
+        new_entry = manifest_of([new])["cases"][0]
+        meta = ("function", "positional", "array_kwargs", "kwargs", "outputs", "dtypes")
         for field_name in meta:
-            if old_entries[case.name][field_name] != new_entries[case.name][field_name]:
-                problems.append(f"{case.name}: {field_name} changed")
-    return problems
+            if old_entries[spec.name][field_name] != new_entry[field_name]:
+                problems.append(f"{spec.name}: {field_name} changed")
+        if not np.isclose(prev.cond, spec.cond, rtol=INPUT_MATCH_RTOL):
+            problems.append(f"{spec.name}: cond {prev.cond!r} -> {spec.cond!r}")
+        _judge_outputs(prev, new, report)
+    return report
+
+
+def drift(directory: Path = GOLDEN_DIR) -> list[str]:
+    """Real changes between the stored vectors and a regeneration now (empty: none).
+
+    Platform rounding within the tolerance policy is not a change (see :func:`drift_report`).
+    """
+    return drift_report(directory).problems

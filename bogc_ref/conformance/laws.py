@@ -25,8 +25,15 @@ import numpy as np
 
 import bogc_ref
 
-from .compare import compare_array
-from .tolerances import eps, evidence_kappa, rtol_for, stage1_kappa
+from .compare import compare_array, plain
+from .tolerances import (
+    eps,
+    evidence_tolerance,
+    rtol_for,
+    stage1_kappa,
+    stage1_term_scales,
+    stage3_tolerance,
+)
 
 FIELDS = ("grad", "belief", "uncertainty", "evidence")
 
@@ -58,34 +65,61 @@ class Example:
         args, kwargs = self.args()
         return getattr(impl, self.function)(*args, **kwargs)
 
-    def code(self, impl: Any) -> str:
-        """Python source that rebuilds the inputs and makes the call on ``impl``."""
+    def code(self, impl: Any, law: str | None = None) -> str:
+        """Python source that rebuilds the inputs and reruns ``law`` on ``impl``, printing
+        what it measured (without ``law``: makes the call and prints the result).
+
+        Uses only documented API (``open_candidate``, :class:`Example`, :func:`check_law`)
+        and runs on every NumPy the project supports.
+        """
         spec = getattr(impl, "spec", "backend:numpy")
         lines = [
             "import numpy as np",
+            "from bogc_ref.conformance.laws import Example, check_law",
             "from bogc_ref.conformance.loading import open_candidate",
             f"impl = open_candidate({spec!r})",
+            "arrays = {",
         ]
-        for name, arr in self.arrays.items():
-            lines.append(f"{name} = {array_code(arr)}")
-        call_args = list(self.positional)
-        call_args += [f"{k}={k}" for k in self.arrays if k not in self.positional]
-        call_args += [f"{k}={v!r}" for k, v in self.kwargs.items()]
-        lines.append(f"result = impl.{self.function}({', '.join(call_args)})")
-        if self.extra:
-            lines.append(f"# law parameters: {self.extra!r}")
+        lines += [f"    {name!r}: {array_code(arr)}," for name, arr in self.arrays.items()]
+        lines.append("}")
+        kwargs = ", ".join(f"{k!r}: {value_code(v)}" for k, v in self.kwargs.items())
+        extra = ", ".join(f"{k!r}: {value_code(v)}" for k, v in self.extra.items())
+        lines.append(
+            f"example = Example({self.function!r}, arrays, {self.positional!r}, "
+            f"{{{kwargs}}}, {{{extra}}})"
+        )
+        if law is None:
+            lines.append("print(example.call(impl))")
+        else:
+            lines.append(f"print(check_law({law!r}, impl, example) or 'the law holds')")
         return "\n".join(lines)
+
+
+def value_code(value: object) -> str:
+    """Source of a keyword or law parameter: arrays by :func:`array_code`, numbers plainly."""
+    if isinstance(value, np.ndarray):
+        return array_code(value)
+    if isinstance(value, np.generic):
+        return repr(value.item())
+    if isinstance(value, list | tuple):
+        return repr(type(value)(value_code(v) for v in value)).replace("'", "")
+    return repr(value)
 
 
 def array_code(arr: np.ndarray) -> str:
     """``np.array(...)`` source that rebuilds ``arr`` exactly (NaN and inf included)."""
     text = repr(arr.tolist()).replace("nan", "np.nan").replace("inf", "np.inf")
-    return f"np.array({text}, dtype=np.{arr.dtype.name})"
+    # dtype by its string name: ``np.bool`` does not exist on NumPy 1.26.
+    return f"np.array({text}, dtype={arr.dtype.name!r})"
+
+
+#: Separates a law's message from its reproduction snippet.
+REPRODUCE = "\nreproduce:\n"
 
 
 def fail(law: str, impl: Any, example: Example, message: str) -> AssertionError:
     """The AssertionError of a law that does not hold, with its reproduction."""
-    return AssertionError(f"{law}: {message}\nreproduce:\n{example.code(impl)}")
+    return AssertionError(f"{law}: {message}{REPRODUCE}{example.code(impl, law)}")
 
 
 def _check(
@@ -107,8 +141,18 @@ def _present(example: Example) -> np.ndarray:
 def calibrate_rtol(example: Example, var: np.ndarray | None = None) -> float:
     """rtol of a calibrate example (κ from its variances and power)."""
     var = example.arrays["var"] if var is None else var
-    kappa = evidence_kappa(var, example.kwargs.get("power", 1.0), _present(example))
-    return rtol_for(example.dtype, "calibrate", kappa).rtol
+    return _evidence_rtol(example, var, "calibrate")
+
+
+def _evidence_rtol(example: Example, var: np.ndarray, stage: str) -> float:
+    return evidence_tolerance(
+        var,
+        example.dtype,
+        stage,
+        power=example.kwargs.get("power", 1.0),
+        mode=example.kwargs.get("mode", "relative"),
+        present=_present(example),
+    ).rtol
 
 
 def grad_scale(mean: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -153,14 +197,14 @@ def _compare_calibration(
 # --- calibrate -------------------------------------------------------------------------
 
 
-def calibrate_matches_reference(impl: Any, example: Example) -> None:
+def calibrate_matches_reference(
+    impl: Any, example: Example, law: str = "calibrate_matches_reference"
+) -> None:
     """Every output of calibrate equals the reference's within the tolerance policy."""
     got = example.call(impl)
     ref = example.call(bogc_ref)
     scale = grad_scale(example.arrays["mean"], _present(example))
-    _compare_calibration(
-        "calibrate_matches_reference", impl, example, got, ref, calibrate_rtol(example), scale
-    )
+    _compare_calibration(law, impl, example, got, ref, calibrate_rtol(example), scale)
 
 
 def calibrate_dtype_and_shape(impl: Any, example: Example) -> None:
@@ -248,14 +292,18 @@ def calibrate_masses(impl: Any, example: Example) -> None:
     slack = rtol
     for name, arr in (("belief", belief), ("uncertainty", u)):
         if np.isnan(arr).any() or (arr < -slack).any() or (arr > 1 + slack).any():
-            raise fail("calibrate_masses", impl, example, f"{name} outside [0, 1]: {arr!r}")
+            worst = float(np.nanmax(np.abs(arr - 0.5))) + 0.5 if arr.size else float("nan")
+            raise fail(
+                "calibrate_masses", impl, example, f"{name} outside [0, 1]: reaches {worst!r}"
+            )
     total = belief.sum(axis=-2) + u
     if np.abs(total - 1.0).max() > (m + 1) * rtol:
         raise fail(
             "calibrate_masses",
             impl,
             example,
-            f"sum of belief and uncertainty is {total!r}, expected 1 "
+            f"sum of belief and uncertainty is {plain(total.flat[np.argmax(np.abs(total - 1.0))])}"
+            ", expected 1 "
             f"(tolerance {(m + 1) * rtol:.3g})",
         )
 
@@ -276,7 +324,7 @@ def calibrate_grad_in_hull(impl: Any, example: Example) -> None:
             "calibrate_grad_in_hull",
             impl,
             example,
-            f"grad{list(i)} = {grad[i]!r} outside [{low[i]!r}, {high[i]!r}]",
+            f"grad{list(i)} = {plain(grad[i])} outside [{plain(low[i])}, {plain(high[i])}]",
         )
 
 
@@ -317,7 +365,7 @@ def calibrate_extreme_magnitudes(impl: Any, example: Example) -> None:
     for name in ("grad", "belief", "uncertainty"):
         if not np.all(np.isfinite(getattr(got, name))):
             raise fail("calibrate_extreme_magnitudes", impl, example, f"{name} is not finite")
-    calibrate_matches_reference(impl, example)
+    calibrate_matches_reference(impl, example, "calibrate_extreme_magnitudes")
 
 
 def bayes_posterior_mean(
@@ -371,7 +419,7 @@ def calibrate_bayes_identity(impl: Any, example: Example) -> None:
 
 
 def _stage3_rtol(example: Example) -> float:
-    return rtol_for(example.dtype, "stage3").rtol
+    return stage3_tolerance(example.arrays[example.positional[0]].shape, example.dtype).rtol
 
 
 def _compare_opinion(law: str, impl: Any, example: Example, got: Any, ref: Any) -> None:
@@ -408,7 +456,8 @@ def reduced_dempster_masses(impl: Any, example: Example) -> None:
             "reduced_dempster_masses",
             impl,
             example,
-            f"masses {got.belief!r}, {got.uncertainty!r} are not in [0, 1] summing to 1",
+            f"masses are not in [0, 1] summing to 1: smallest {low!r}, "
+            f"largest |sum - 1| {float(np.abs(total - 1.0).max(initial=0.0))!r}",
         )
 
 
@@ -483,10 +532,7 @@ def evidence_matches_reference(impl: Any, example: Example) -> None:
     """Evidence equals the reference's (relative tolerance, +inf and 0 exactly)."""
     got = example.call(impl)
     ref = example.call(bogc_ref)
-    kappa = evidence_kappa(
-        example.arrays["var"], example.kwargs.get("power", 1.0), _present(example)
-    )
-    rtol = rtol_for(example.dtype, "stage2", kappa).rtol
+    rtol = _evidence_rtol(example, example.arrays["var"], "stage2")
     dtype = np.dtype(example.dtype)
     _check(
         "evidence_matches_reference",
@@ -506,8 +552,7 @@ def evidence_monotone(impl: Any, example: Example) -> None:
     got = np.asarray(example.call(impl), dtype=np.float64)
     var = example.arrays["var"].astype(np.float64)
     present = _present(example)
-    kappa = evidence_kappa(var, example.kwargs.get("power", 1.0), present)
-    rtol = rtol_for(example.dtype, "stage2", kappa).rtol
+    rtol = _evidence_rtol(example, var, "stage2")
     lead = var.shape[:-2]
     for index in np.ndindex(*lead):
         v = var[index][present[index]]
@@ -528,16 +573,26 @@ def evidence_monotone(impl: Any, example: Example) -> None:
 
 
 def _compare_stage1(
-    law: str, impl: Any, example: Example, n: int, floors: dict[str, float] | None = None
+    law: str,
+    impl: Any,
+    example: Example,
+    n: int,
+    floors: dict[str, float] | None = None,
+    cond: Callable[[Any], float] | None = None,
 ) -> None:
-    """Normwise stage-1 comparison; ``floors`` adds an absolute floor per output field."""
+    """Normwise stage-1 comparison; ``floors`` adds an absolute floor per output field;
+    ``cond`` gives the condition number of the factored matrix from the reference's result."""
     got = example.call(impl)
     ref = example.call(bogc_ref)
-    rtol = rtol_for(example.dtype, "stage1", stage1_kappa(n)).rtol
+    kappa = stage1_kappa(n, cond(ref) if cond is not None else 1.0)
+    rtol = rtol_for(example.dtype, "stage1", kappa).rtol
     floors = floors or {}
+    outputs = {name: np.asarray(getattr(ref, name)) for name in ref._fields}
+    terms = stage1_term_scales(example.function, example.arrays, outputs)
     atols = {
-        name: rtol * float(np.max(np.abs(getattr(ref, name)), initial=0.0)) + floors.get(name, 0.0)
-        for name in ref._fields
+        name: rtol * np.maximum(float(np.max(np.abs(value), initial=0.0)), terms.get(name, 0.0))
+        + floors.get(name, 0.0)
+        for name, value in outputs.items()
     }
     _compare_fields(law, impl, example, got, ref, rtol, atols)
 
@@ -563,6 +618,160 @@ def linear_head_matches_reference(impl: Any, example: Example) -> None:
     _compare_stage1("linear_head_matches_reference", impl, example, n)
 
 
+def _head_width(example: Example) -> tuple[int, int]:
+    """(K, D+1) of a head example."""
+    weights = example.arrays.get("w_mean", example.arrays.get("w"))
+    assert weights is not None
+    return int(weights.shape[0]), int(weights.shape[1])
+
+
+def _cov_cond(example: Example) -> float:
+    return float(np.linalg.cond(example.arrays["w_cov"].astype(np.float64)))
+
+
+def softmax_moments_match_reference(impl: Any, example: Example) -> None:
+    """Monte Carlo moments with the given ``eps`` equal the reference's (the same draws, so
+    the same numbers up to rounding: κ = K(D+1) · cond(Σ), Σ factored by Cholesky)."""
+    k, width = _head_width(example)
+    cond = _cov_cond(example)
+    _compare_stage1(
+        "softmax_moments_match_reference", impl, example, k * width, cond=lambda _: cond
+    )
+
+
+def softmax_moments_own_sampler(impl: Any, example: Example) -> None:
+    r"""With its own sampler (``n_samples``, ``seed``) the candidate's moments agree with an
+    independent harness sample, within the stated statistical bound (see
+    :func:`~bogc_ref.conformance.runner.monte_carlo_comparison`), and repeat for a seed."""
+    from .runner import monte_carlo_comparison
+
+    args, _ = example.args()
+    comparison = monte_carlo_comparison(impl, args, example.dtype, samples=2000, truth=20000)
+    if not comparison.ok:
+        raise fail("softmax_moments_own_sampler", impl, example, comparison.reason)
+
+
+def softmax_linearized_matches_reference(impl: Any, example: Example) -> None:
+    """Linearized moments equal the reference's (κ = K(D+1), nothing factored)."""
+    k, width = _head_width(example)
+    _compare_stage1("softmax_linearized_matches_reference", impl, example, k * width)
+
+
+def linear_posterior_matches_reference(impl: Any, example: Example) -> None:
+    """The conjugate posterior equals the reference's (κ = (D+1) · cond Λ)."""
+    width = example.arrays["prior_mean"].shape[1]
+    _compare_stage1(
+        "linear_posterior_matches_reference",
+        impl,
+        example,
+        width,
+        cond=lambda ref: float(np.linalg.cond(ref.cov[0].astype(np.float64))),
+    )
+
+
+def laplace_matches_reference(impl: Any, example: Example) -> None:
+    """The Laplace posterior equals the reference's (κ = K(D+1) · cond Λ)."""
+    k, width = _head_width(example)
+    _compare_stage1(
+        "laplace_matches_reference",
+        impl,
+        example,
+        k * width,
+        cond=lambda ref: float(np.linalg.cond(ref.cov.astype(np.float64))),
+    )
+
+
+# --- dempster_combine ------------------------------------------------------------------
+
+
+def raised(exc: BaseException, qualified_name: str) -> bool:
+    """Whether a candidate's exception is a ``qualified_name`` (e.g. "builtins.ValueError").
+
+    Works on the harness's ``CandidateError`` (its ``is_a``) and on an exception raised
+    in-process; a worker failure or a boundary violation is never the expected error.
+    """
+    harness_side = {"WorkerFailure", "ContractViolation"}  # and their subclasses
+    if any(cls.__name__ in harness_side for cls in type(exc).__mro__):
+        return False
+    is_a = getattr(exc, "is_a", None)
+    if callable(is_a):
+        return bool(is_a(qualified_name))
+    names = {f"{c.__module__}.{c.__qualname__}" for c in type(exc).__mro__}
+    return qualified_name in names
+
+
+def _combine(impl: Any, m1: np.ndarray, m2: np.ndarray) -> np.ndarray:
+    return np.asarray(impl.dempster_combine(m1.copy(), m2.copy()))
+
+
+def _compare_masses(
+    law: str, impl: Any, example: Example, got: np.ndarray, expected: np.ndarray, factor: float
+) -> None:
+    rtol = factor * stage3_tolerance(example.arrays["m1"].shape, example.dtype).rtol
+    _check(law, impl, example, "mass", got, expected, rtol=rtol, atol=rtol)
+
+
+def dempster_combine_matches_reference(impl: Any, example: Example) -> None:
+    """The combined masses equal the reference's."""
+    got = example.call(impl)
+    _compare_masses(
+        "dempster_combine_matches_reference", impl, example, got, example.call(bogc_ref), 1.0
+    )
+
+
+def dempster_combine_commutative(impl: Any, example: Example) -> None:
+    """m1 ⊕ m2 = m2 ⊕ m1."""
+    m1, m2 = example.arrays["m1"], example.arrays["m2"]
+    got = _combine(impl, m2, m1)
+    _compare_masses("dempster_combine_commutative", impl, example, got, _combine(impl, m1, m2), 2.0)
+
+
+def dempster_combine_associative(impl: Any, example: Example) -> None:
+    """(m1 ⊕ m2) ⊕ m3 = m1 ⊕ (m2 ⊕ m3) (m3 in the example's ``extra``)."""
+    m1, m2 = example.arrays["m1"], example.arrays["m2"]
+    m3 = np.asarray(example.extra["m3"]).astype(m1.dtype)
+    left = _combine(impl, _combine(impl, m1, m2), m3)
+    right = _combine(impl, m1, _combine(impl, m2, m3))
+    _compare_masses("dempster_combine_associative", impl, example, left, right, 4.0)
+
+
+def dempster_combine_vacuous_identity(impl: Any, example: Example) -> None:
+    """The vacuous mass function (all mass on the whole frame) is the identity."""
+    m1 = example.arrays["m1"]
+    vacuous = np.zeros_like(m1)
+    vacuous[-1] = 1
+    got = _combine(impl, m1, vacuous)
+    _compare_masses("dempster_combine_vacuous_identity", impl, example, got, m1, 1.0)
+
+
+def dempster_combine_total_conflict(impl: Any, example: Example) -> None:
+    """Two categorical masses on disjoint singletons conflict totally: ValueError."""
+    m1 = example.arrays["m1"]
+    if m1.shape[0] < 4:
+        return  # a frame of one element has no disjoint non-empty subsets
+    first = np.zeros_like(m1)
+    second = np.zeros_like(m1)
+    first[1], second[2] = 1, 1  # {element 0} and {element 1}
+    conflict = Example("dempster_combine", {"m1": first, "m2": second}, ("m1", "m2"))
+    try:
+        got = conflict.call(impl)
+    except Exception as exc:
+        if raised(exc, "builtins.ValueError"):
+            return
+        raise fail(
+            "dempster_combine_total_conflict",
+            impl,
+            conflict,
+            f"total conflict raised {type(exc).__name__}: {exc}, expected ValueError",
+        ) from None
+    raise fail(
+        "dempster_combine_total_conflict",
+        impl,
+        conflict,
+        f"total conflict returned a result ({np.asarray(got).tolist()}) instead of ValueError",
+    )
+
+
 @dataclass(frozen=True)
 class Law:
     """A named law: its stage, the functions it calls and the check."""
@@ -578,6 +787,11 @@ LAWS: tuple[Law, ...] = tuple(
     for stage, needs, check in (
         ("stage1", ("empirical_moments",), empirical_matches_reference),
         ("stage1", ("linear_head_moments",), linear_head_matches_reference),
+        ("stage1", ("softmax_head_moments",), softmax_moments_match_reference),
+        ("stage1", ("softmax_head_moments",), softmax_moments_own_sampler),
+        ("stage1", ("softmax_head_moments_linearized",), softmax_linearized_matches_reference),
+        ("stage1", ("linear_head_posterior",), linear_posterior_matches_reference),
+        ("stage1", ("softmax_head_laplace",), laplace_matches_reference),
         ("stage2", ("evidence",), evidence_matches_reference),
         ("stage2", ("evidence",), evidence_monotone),
         ("stage3", ("reduced_dempster",), reduced_dempster_matches_reference),
@@ -585,6 +799,11 @@ LAWS: tuple[Law, ...] = tuple(
         ("stage3", ("reduced_dempster",), reduced_dempster_masses),
         ("stage3", ("reduced_dempster",), reduced_dempster_vacuous_identity),
         ("stage3", ("reduced_dempster",), reduced_dempster_bayes_identity),
+        ("stage3", ("dempster_combine",), dempster_combine_matches_reference),
+        ("stage3", ("dempster_combine",), dempster_combine_commutative),
+        ("stage3", ("dempster_combine",), dempster_combine_associative),
+        ("stage3", ("dempster_combine",), dempster_combine_vacuous_identity),
+        ("stage3", ("dempster_combine",), dempster_combine_total_conflict),
         ("calibrate", ("calibrate",), calibrate_matches_reference),
         ("calibrate", ("calibrate",), calibrate_dtype_and_shape),
         ("calibrate", ("calibrate",), calibrate_permutation_equivariance),
@@ -596,3 +815,42 @@ LAWS: tuple[Law, ...] = tuple(
         ("calibrate", ("calibrate",), calibrate_bayes_identity),
     )
 )
+
+
+LAWS_BY_NAME: dict[str, Law] = {law.name: law for law in LAWS}
+
+
+def check_law(name: str, impl: Any, example: Example) -> str:
+    """Run the law ``name`` on one example: "" when it holds, else what it measured.
+
+    This is what reproduction snippets call; ``impl`` is anything with the interface's
+    function names (an ``open_candidate`` result, the :mod:`bogc_ref` module).
+    """
+    try:
+        LAWS_BY_NAME[name].check(impl, example)
+    except AssertionError as exc:
+        return str(exc).split(REPRODUCE)[0]
+    return ""
+
+
+#: The laws the fresh tier also runs (no Hypothesis) on draws of :func:`fresh_law_examples`.
+FRESH_LAWS = (
+    "dempster_combine_commutative",
+    "dempster_combine_associative",
+    "dempster_combine_vacuous_identity",
+    "dempster_combine_total_conflict",
+)
+
+
+def fresh_law_examples(dtype: str, seed: int) -> dict[str, list[Example]]:
+    """Deterministic examples of :data:`FRESH_LAWS`: mass functions on frames of 1..5."""
+    from .fresh import random_mass
+
+    rng = np.random.default_rng([seed, 7])
+    examples = []
+    for n in (1, 2, 3, 4, 5, 3):
+        m1, m2, m3 = (random_mass(rng, n).astype(dtype) for _ in range(3))
+        examples.append(
+            Example("dempster_combine", {"m1": m1, "m2": m2}, ("m1", "m2"), {}, {"m3": m3})
+        )
+    return {name: examples for name in FRESH_LAWS}

@@ -69,7 +69,12 @@ def failure_message(exc: BaseException) -> str:
     return _one_failure(exc)
 
 
-def check_law(impl: Any, law: Law, dtype: str, max_examples: int) -> tuple[str, int]:
+def check_law(impl: Any, law: Law, dtype: str, max_examples: int) -> str:
+    """Run one law; "" when it holds, else the failure message."""
+    return run_law(impl, law, dtype, max_examples)[0]
+
+
+def run_law(impl: Any, law: Law, dtype: str, max_examples: int) -> tuple[str, int]:
     """Run one law; ("", examples run) when it holds, else (the failure message, examples)."""
     strategy = for_law(law.name, dtype)
     examples = 0
@@ -122,7 +127,7 @@ def run_laws(
         if hasattr(impl, "context"):
             impl.context = f"law {law.name} {dtype}"
         start = time.perf_counter()
-        message, examples = check_law(impl, law, dtype, max_examples)
+        message, examples = run_law(impl, law, dtype, max_examples)
         nan = float("nan")
         results.append(
             CaseResult(

@@ -118,6 +118,9 @@ def _measure(tier: str, group: list[CaseResult]) -> tuple[str, str]:
 
 
 def _rows(report: ImplementationReport) -> list[tuple[str, ...]]:
+    """One row per stage, tier and dtype: passed, the worst error in units of its
+    tolerance (at most 1 passes; for statistical checks z over its bound) and the case
+    that had it (the first counted failure when there is one)."""
     rows: list[tuple[str, ...]] = []
     dtypes = sorted({r.dtype for r in report.results})
     tiers = _order({tier_of(r) for r in report.results}, TIER_ORDER)
@@ -149,7 +152,7 @@ def _label(result: CaseResult) -> str:
 def _where(result: CaseResult) -> str:
     if tier_of(result) == "load":
         return "load"
-    return f"[{result.stage} {result.dtype}] {_label(result)} {result.name}"
+    return f"[{result.stage} {result.dtype}] {result.name} ({_label(result)})"
 
 
 def _indent(text: str) -> str:
@@ -157,7 +160,7 @@ def _indent(text: str) -> str:
 
 
 def failure_lines(report: ImplementationReport) -> list[str]:
-    """``FAIL [stage dtype] tier name: reason``, one per failure.
+    """``FAIL [stage dtype] name (tier): reason``, one per failure.
 
     With at most :data:`MAX_DETAILED` failures each is shown in full (reason and
     reproduction); with more, each is one line and only the first failure of each tier is
@@ -227,7 +230,7 @@ def verdict(reports: list[ImplementationReport], skipped: tuple[str, ...] = ()) 
     if not bad:
         names = ", ".join(r.name for r in reports)
         pending = sum(not counted(x) for r in reports for x in r.results)
-        extra = f"; {pending} pending entries not counted" if pending else ""
+        extra = f"; {pending} pending contract entries not counted" if pending else ""
         extra += f"; tiers skipped: {', '.join(skipped)}" if skipped else ""
         return f"verdict: PASS ({names}: all {total} checks passed{extra})"
     parts = []

@@ -17,16 +17,19 @@ import numpy as np
 from .._linalg import cholesky_jittered
 from .._softmax_head import _gradients
 from .adapter import Adapter
-from .compare import Comparison, compare_array, failed, merge
+from .compare import Comparison, compare_array, failed, merge, plain
 from .errors import CandidateProblem
 from .golden import GoldenCase, output_fields
 from .runtime import CaseTimeout
 from .tolerances import (
-    evidence_kappa,
+    MC_FAMILY_ALPHA,
+    evidence_tolerance,
     mc_standard_errors,
     mc_z_threshold,
     rtol_for,
     stage1_kappa,
+    stage1_term_scales,
+    stage3_tolerance,
 )
 
 
@@ -81,18 +84,26 @@ def case_rtol(case: GoldenCase, dtype: str) -> float:
     stage = case.stage
     if stage in ("stage2", "calibrate"):
         var = case.inputs["var"].astype(dtype)
-        kappa = evidence_kappa(var, case.kwargs.get("power", 1.0), _present(case, var.shape))
-    elif stage == "stage3":
-        kappa = 1.0
-    else:
-        kappa = stage1_kappa(_reduction_length(case), case.cond)
-    return rtol_for(dtype, stage, kappa).rtol
+        return evidence_tolerance(
+            var,
+            dtype,
+            stage,
+            power=case.kwargs.get("power", 1.0),
+            mode=case.kwargs.get("mode", "relative"),
+            present=_present(case, var.shape),
+        ).rtol
+    if stage == "stage3":
+        return stage3_tolerance(case.inputs[case.positional[0]].shape, dtype).rtol
+    return rtol_for(dtype, stage, stage1_kappa(_reduction_length(case), case.cond)).rtol
 
 
 def _atol(case: GoldenCase, field: str, dtype: str, rtol: float, ref: np.ndarray) -> Any:
     if case.stage == "stage1":
         finite = ref[np.isfinite(ref)]
-        return rtol * (float(np.max(np.abs(finite))) if finite.size else 0.0)
+        biggest = float(np.max(np.abs(finite))) if finite.size else 0.0
+        outputs = case.expected(dtype) if dtype != "float64" else case.outputs
+        terms = stage1_term_scales(case.function, case.inputs, outputs).get(field, 0.0)
+        return rtol * np.maximum(biggest, terms)
     if field == "evidence":
         return float(np.finfo(np.dtype(dtype)).tiny)
     if field == "grad":
@@ -116,20 +127,39 @@ def describe_exception(exc: BaseException) -> str:
 
 
 def reproduction(adapter: Adapter, case: GoldenCase, dtype: str) -> str:
-    """A copy-pasteable snippet that reruns one golden case on the candidate."""
+    """A copy-pasteable snippet that reruns one golden or fresh case on the candidate and
+    prints the comparison (documented API only; any supported NumPy)."""
+    if case.tier == "fresh":
+        load = "from bogc_ref.conformance.fresh import fresh_case as load_case\n"
+    else:
+        load = "from bogc_ref.conformance.golden import load_case\n"
     return (
         "from bogc_ref.conformance.loading import open_candidate\n"
-        "from bogc_ref.conformance.golden import load_case\n"
+        f"{load}"
+        "from bogc_ref.conformance.runner import compare_result\n"
         f"impl = open_candidate({adapter.spec!r})\n"
         f"case = load_case({case.name!r})\n"
         f"args, kwargs = case.call_args({dtype!r})\n"
         f"got = impl.{case.function}(*args, **kwargs)\n"
-        f"expected = case.expected({dtype!r})"
+        f"print(compare_result(case, {dtype!r}, got))"
     )
 
 
+def compare_result(case: GoldenCase, dtype: str, result: Any) -> Comparison:
+    """A candidate's result of ``case`` in ``dtype`` against the reference, by the policy.
+
+    ``result`` is what the function returned (a named result or, for a function with a
+    single output, the array). The Comparison prints ``ok``, the worst errors, ``ratio``
+    (error in units of the tolerance) and, on failure, where and by how much.
+    """
+    from .convert import convert_result
+
+    converted = convert_result(case.function, result)
+    return _compare_fields(case, dtype, case_rtol(case, dtype), converted)
+
+
 def check_golden(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
-    """Run one golden case on the candidate and compare every output field."""
+    """Run one golden (or fresh) case on the candidate and compare every output field."""
     rtol = case_rtol(case, dtype)
     start = time.perf_counter()
     args, kwargs = case.call_args(dtype)
@@ -155,7 +185,19 @@ def check_golden(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
         rtol,
         reason,
         seconds,
+        kind="golden",
+        tier=case.tier,
         ratio=comparison.ratio,
+        bound=f"|c - r| <= atol + rtol|r|, rtol {rtol:.3g}",
+    )
+
+
+def compare_outputs(
+    case: GoldenCase, field: str, got: np.ndarray, expected: np.ndarray, rtol: float
+) -> Comparison:
+    """One float64 output field of ``case`` against ``expected`` under the case's policy."""
+    return compare_array(
+        field, got, expected, rtol=rtol, atol=_atol(case, field, "float64", rtol, expected)
     )
 
 
@@ -189,22 +231,43 @@ MC_TRUTH_SAMPLES = 40000
 MC_SEED = 20240531
 
 
-def _mc_truth(case: GoldenCase, dtype: str) -> tuple[np.ndarray, ...]:
+def _mc_truth(args: list[Any], n_draws: int) -> tuple[np.ndarray, ...]:
     """Sample mean, variance and fourth central moment of g from the harness's own draws."""
-    args, _ = case.call_args(dtype)
     h, labels, w_mean, w_cov = (np.asarray(a) for a in args)
     h_tilde = np.hstack([h.astype(np.float64), np.ones((h.shape[0], 1))])
     targets = np.eye(w_mean.shape[0])[labels]
     chol = cholesky_jittered(w_cov.astype(np.float64), "w_cov")
     rng = np.random.default_rng(MC_SEED + 1)
-    draws = rng.standard_normal((MC_TRUTH_SAMPLES, w_mean.size))
+    draws = rng.standard_normal((n_draws, w_mean.size))
     weights = (w_mean.astype(np.float64).ravel() + draws @ chol.T).reshape(-1, *w_mean.shape)
     g = _gradients(weights, h_tilde, targets)
     mean = g.mean(axis=0)
     centred = g - mean
-    var = np.mean(centred**2, axis=0) * MC_TRUTH_SAMPLES / (MC_TRUTH_SAMPLES - 1)
+    var = np.mean(centred**2, axis=0) * n_draws / (n_draws - 1)
     m4 = np.mean(centred**4, axis=0)
     return mean, var, m4
+
+
+def monte_carlo_comparison(
+    impl: Any,
+    args: list[Any],
+    dtype: str,
+    *,
+    samples: int = MC_CANDIDATE_SAMPLES,
+    truth: int = MC_TRUTH_SAMPLES,
+) -> Comparison:
+    r"""The candidate's own sampler on the head ``args`` (h, labels, w_mean, w_cov) against
+    ``truth`` independent harness draws: every standardised difference of the mean and the
+    variance below the Bonferroni bound :func:`~bogc_ref.conformance.tolerances.mc_z_threshold`
+    (family-wise false alarm :data:`~bogc_ref.conformance.tolerances.MC_FAMILY_ALPHA`), and
+    the same seed twice giving the same numbers. ``ratio`` is the largest z over its bound.
+    """
+    w_mean, w_cov = np.asarray(args[2]), np.asarray(args[3])
+    kappa = stage1_kappa(w_mean.size, float(np.linalg.cond(w_cov.astype(np.float64))))
+    rtol = rtol_for(dtype, "stage1", kappa).rtol
+    first = impl.softmax_head_moments(*args, n_samples=samples, seed=MC_SEED)
+    again = impl.softmax_head_moments(*args, n_samples=samples, seed=MC_SEED)
+    return _compare_mc(first, again, _mc_truth(args, truth), dtype, rtol, samples, truth)
 
 
 def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
@@ -221,11 +284,10 @@ def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseRes
     start = time.perf_counter()
     args, _ = case.call_args(dtype)
     try:
-        first = adapter.call(case.function, *args, n_samples=MC_CANDIDATE_SAMPLES, seed=MC_SEED)
-        again = adapter.call(case.function, *args, n_samples=MC_CANDIDATE_SAMPLES, seed=MC_SEED)
-        comparison = _compare_mc(first, again, _mc_truth(case, dtype), dtype, rtol)
+        comparison = monte_carlo_comparison(adapter, args, dtype)
     except Exception as exc:
         comparison = failed(describe_exception(exc))
+    n_tests = 2 * int(np.prod(case.outputs["mean"].shape))
     return CaseResult(
         name,
         "stage1",
@@ -240,11 +302,21 @@ def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseRes
         kind="statistical",
         tier="statistical",
         ratio=comparison.ratio,
+        bound=(
+            f"|c - t| <= z se, z = {mc_z_threshold(n_tests):.2f} "
+            f"({n_tests} comparisons, family-wise alpha {MC_FAMILY_ALPHA:g})"
+        ),
     )
 
 
 def _compare_mc(
-    first: Any, again: Any, truth: tuple[np.ndarray, ...], dtype: str, rtol: float
+    first: Any,
+    again: Any,
+    truth: tuple[np.ndarray, ...],
+    dtype: str,
+    rtol: float,
+    samples: int,
+    n_truth: int,
 ) -> Comparison:
     mean_t, var_t, m4_t = truth
     for field in ("mean", "var"):
@@ -264,7 +336,7 @@ def _compare_mc(
         )
         if not repeat.ok:
             return failed(f"not deterministic for a fixed seed: {repeat.reason}")
-    se_mean, se_var = mc_standard_errors(var_t, m4_t, MC_CANDIDATE_SAMPLES, MC_TRUTH_SAMPLES)
+    se_mean, se_var = mc_standard_errors(var_t, m4_t, samples, n_truth)
     z_bound = mc_z_threshold(2 * mean_t.size)
     worst = Comparison(ok=True, abs_err=0.0, rel_err=0.0, ratio=0.0)
     results = []
@@ -284,7 +356,8 @@ def _compare_mc(
                 reason=(
                     ""
                     if z[i] <= z_bound
-                    else f"{field}: got {got[i]!r}, sampling estimate {target[i]!r} at index "
+                    else f"{field}: got {plain(got[i])}, sampling estimate {plain(target[i])} "
+                    "at index "
                     f"{i}: {z[i]:.1f} standard errors apart (bound {z_bound:.2f} for "
                     f"{2 * mean_t.size} comparisons at family-wise alpha 1e-6)"
                 ),

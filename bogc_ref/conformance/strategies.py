@@ -208,23 +208,136 @@ def empirical_examples(draw: Any, dtype: str) -> Example:
     )
 
 
+#: log10 range of the covariance scale of head draws: ordinary down to concentrated
+#: posteriors (1e-6), where Var[g] is a tiny fraction of E[g]^2.
+COV_SCALE_LOG10 = (-6.0, 0.0)
+
+
+def _spd(draw: Any, shape: tuple[int, ...], floor: float, label: str) -> np.ndarray:
+    """SPD matrices A Aᵀ/n + floor·I of ``shape`` (..., n, n), exactly symmetric."""
+    n = shape[-1]
+    a = draw(hnp.arrays(np.float64, shape, elements=_floats(-1, 1)), label=label)
+    spd = a @ np.swapaxes(a, -1, -2) / n + floor * np.eye(n)
+    return np.asarray(0.5 * (spd + np.swapaxes(spd, -1, -2)))
+
+
 @st.composite
 def linear_head_examples(draw: Any, dtype: str) -> Example:
-    """A small squared-error head: B, D, K in 1..4, SPD covariances A Aᵀ/(D+1) + 0.1 I."""
+    """A small squared-error head: B, D, K in 1..4, SPD covariances (A Aᵀ/(D+1) + 0.1 I)
+    scaled by 10**U(-6, 0) (concentrated posteriors included)."""
     b, d, k = (draw(st.integers(1, 4), label=x) for x in ("B", "D", "K"))
     el = _floats(-3, 3)
     h = draw(hnp.arrays(np.float64, (b, d), elements=el), label="h")
     y = draw(hnp.arrays(np.float64, (b, k), elements=el), label="y")
     w_mean = draw(hnp.arrays(np.float64, (k, d + 1), elements=el), label="w_mean")
-    a = draw(hnp.arrays(np.float64, (k, d + 1, d + 1), elements=_floats(-1, 1)), label="A")
-    w_cov = a @ np.swapaxes(a, -1, -2) / (d + 1) + 0.1 * np.eye(d + 1)
-    w_cov = 0.5 * (w_cov + np.swapaxes(w_cov, -1, -2))
+    scale = 10.0 ** draw(_floats(*COV_SCALE_LOG10), label="log10 covariance scale")
+    w_cov = scale * _spd(draw, (k, d + 1, d + 1), 0.1, "A")
     arrays = {"h": h, "y": y, "w_mean": w_mean, "w_cov": w_cov}
     return Example(
         "linear_head_moments",
         {k_: _flush(v, dtype) for k_, v in arrays.items()},
         ("h", "y", "w_mean", "w_cov"),
     )
+
+
+@st.composite
+def softmax_head_examples(draw: Any, dtype: str, *, with_eps: bool = True) -> Example:
+    """A small softmax head: B 1..4, D 1..3, K 2..3, Σ = s (A Aᵀ/n + 0.05 I)/5 with
+    s = 10**U(-6, 0); with ``with_eps``, stored draws eps (S 2..16, K(D+1))."""
+    b, d = draw(st.integers(1, 4), label="B"), draw(st.integers(1, 3), label="D")
+    k = draw(st.integers(2, 3), label="K")
+    n_params = k * (d + 1)
+    el = _floats(-2, 2)
+    scale = 10.0 ** draw(_floats(*COV_SCALE_LOG10), label="log10 covariance scale")
+    arrays = {
+        "h": draw(hnp.arrays(np.float64, (b, d), elements=el), label="h"),
+        "labels": np.asarray(
+            draw(hnp.arrays(np.int64, (b,), elements=st.integers(0, k - 1)), label="labels")
+        ),
+        "w_mean": draw(hnp.arrays(np.float64, (k, d + 1), elements=el), label="w_mean"),
+        "w_cov": 0.2 * scale * _spd(draw, (n_params, n_params), 0.05, "A"),
+    }
+    arrays = {name: _flush(v, dtype) if v.dtype.kind == "f" else v for name, v in arrays.items()}
+    kwargs: dict[str, Any] = {}
+    if with_eps:
+        s = draw(st.integers(2, 16), label="S")
+        eps = draw(hnp.arrays(np.float64, (s, n_params), elements=_floats(-4, 4)), label="eps")
+        arrays["eps"] = eps.astype(dtype)
+        if draw(st.booleans(), label="chunked"):
+            kwargs["chunk_size"] = draw(st.integers(1, s), label="chunk_size")
+    positional = ("h", "labels", "w_mean", "w_cov")
+    function = "softmax_head_moments" if with_eps else "softmax_head_moments_linearized"
+    return Example(function, arrays, positional, kwargs)
+
+
+@st.composite
+def own_sampler_examples(draw: Any, dtype: str) -> Example:
+    """A softmax head without eps, for the candidate's own sampler."""
+    ex = draw(softmax_head_examples(dtype, with_eps=False))
+    return Example("softmax_head_moments", ex.arrays, ex.positional, {})
+
+
+@st.composite
+def linear_posterior_examples(draw: Any, dtype: str) -> Example:
+    """B 2..8, D 1..3, K 1..3; prior precision 10**U(-2, 1)·(A Aᵀ/n + 0.5 I); σ² 10**U(-1, 1)."""
+    b, d = draw(st.integers(2, 8), label="B"), draw(st.integers(1, 3), label="D")
+    k = draw(st.integers(1, 3), label="K")
+    el = _floats(-2, 2)
+    strength = 10.0 ** draw(_floats(-2, 1), label="log10 prior strength")
+    arrays = {
+        "h": draw(hnp.arrays(np.float64, (b, d), elements=el), label="h"),
+        "y": draw(hnp.arrays(np.float64, (b, k), elements=el), label="y"),
+        "prior_mean": draw(hnp.arrays(np.float64, (k, d + 1), elements=el), label="prior_mean"),
+        "prior_precision": strength * _spd(draw, (d + 1, d + 1), 0.5, "A"),
+    }
+    noise_var = 10.0 ** draw(_floats(-1, 1), label="log10 noise_var")
+    return Example(
+        "linear_head_posterior",
+        {name: _flush(v, dtype) for name, v in arrays.items()},
+        ("h", "y"),
+        {"noise_var": noise_var},
+    )
+
+
+@st.composite
+def laplace_examples(draw: Any, dtype: str) -> Example:
+    """B 3..12, D 1..3, K 2..3; w 0.5·U(-2, 2); prior precision 10**U(-2, 1)·SPD."""
+    b, d = draw(st.integers(3, 12), label="B"), draw(st.integers(1, 3), label="D")
+    k = draw(st.integers(2, 3), label="K")
+    n_params = k * (d + 1)
+    el = _floats(-2, 2)
+    strength = 10.0 ** draw(_floats(-2, 1), label="log10 prior strength")
+    floats = {
+        "h": draw(hnp.arrays(np.float64, (b, d), elements=el), label="h"),
+        "w": 0.5 * draw(hnp.arrays(np.float64, (k, d + 1), elements=el), label="w"),
+        "prior_mean": 0.1
+        * draw(hnp.arrays(np.float64, (k, d + 1), elements=el), label="prior_mean"),
+        "prior_precision": strength * _spd(draw, (n_params, n_params), 0.5, "A"),
+    }
+    labels = draw(hnp.arrays(np.int64, (b,), elements=st.integers(0, k - 1)), label="labels")
+    arrays = {name: _flush(v, dtype) for name, v in floats.items()}
+    arrays["labels"] = np.asarray(labels)
+    arrays = {name: arrays[name] for name in ("h", "labels", "w", "prior_mean", "prior_precision")}
+    return Example("softmax_head_laplace", arrays, ("h", "labels", "w"))
+
+
+@st.composite
+def masses(draw: Any, n: int, dtype: str, label: str) -> np.ndarray:
+    """A mass function on an n-element frame: length 2**n, index 0 = 0, summing to 1,
+    the whole frame always focal (so two of them never conflict totally)."""
+    size = 2**n
+    raw = draw(hnp.arrays(np.float64, (size,), elements=_floats(0.0, 1.0)), label=label)
+    raw[0] = 0.0
+    raw[-1] += 0.05
+    return np.asarray((raw / raw.sum()).astype(dtype))
+
+
+@st.composite
+def dempster_combine_examples(draw: Any, dtype: str) -> Example:
+    """Two mass functions on a frame of 1..4 elements, and a third for associativity."""
+    n = draw(st.integers(1, 4), label="n")
+    m1, m2, m3 = (draw(masses(n, dtype, name)) for name in ("m1", "m2", "m3"))
+    return Example("dempster_combine", {"m1": m1, "m2": m2}, ("m1", "m2"), {}, {"m3": m3})
 
 
 def _single(dtype: str) -> st.SearchStrategy[Example]:
@@ -234,6 +347,16 @@ def _single(dtype: str) -> st.SearchStrategy[Example]:
 STRATEGIES: dict[str, Callable[[str], st.SearchStrategy[Example]]] = {
     "empirical_matches_reference": empirical_examples,
     "linear_head_matches_reference": linear_head_examples,
+    "softmax_moments_match_reference": softmax_head_examples,
+    "softmax_moments_own_sampler": own_sampler_examples,
+    "softmax_linearized_matches_reference": lambda d: softmax_head_examples(d, with_eps=False),
+    "linear_posterior_matches_reference": linear_posterior_examples,
+    "laplace_matches_reference": laplace_examples,
+    "dempster_combine_matches_reference": dempster_combine_examples,
+    "dempster_combine_commutative": dempster_combine_examples,
+    "dempster_combine_associative": dempster_combine_examples,
+    "dempster_combine_vacuous_identity": dempster_combine_examples,
+    "dempster_combine_total_conflict": dempster_combine_examples,
     "evidence_matches_reference": var_examples,
     "evidence_monotone": var_examples,
     "reduced_dempster_matches_reference": evidence_examples,

@@ -60,6 +60,42 @@ def _statistical(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseR
     return out
 
 
+def _fresh(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseResult]:
+    from .fresh import run_fresh
+
+    out = []
+    for dtype in plan.dtypes:
+        adapter.context = f"fresh {dtype}"
+        out.extend(run_fresh(adapter, dtype, progress=progress))
+    return out
+
+
+def _count_fresh(adapter: Adapter, plan: Plan) -> int:
+    from .fresh import fresh_cases
+
+    return sum(
+        d in case.dtypes and case.function in plan.provided
+        for case in fresh_cases()
+        for d in plan.dtypes
+    )
+
+
+def _contract(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseResult]:
+    from .contract import run_contract
+
+    out = []
+    for dtype in plan.dtypes:
+        adapter.context = f"contract {dtype}"
+        out.extend(run_contract(adapter, dtype, progress))
+    return out
+
+
+def _count_contract(adapter: Adapter, plan: Plan) -> int:
+    from .contract import bad_inputs
+
+    return len(plan.dtypes) * sum(e.function in plan.provided for e in bad_inputs())
+
+
 def _laws(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseResult]:
     from .properties import run_laws
 
@@ -77,12 +113,14 @@ def _count_laws(adapter: Adapter, plan: Plan) -> int:
 #: The tiers in the order they run.
 TIERS: tuple[Tier, ...] = (
     Tier("golden", _golden, lambda adapter, plan: len(plan.golden)),
+    Tier("fresh", _fresh, _count_fresh),
     Tier(
         "statistical",
         _statistical,
         lambda adapter, plan: len(plan.dtypes) * ("softmax_head_moments" in plan.provided),
     ),
     Tier("laws", _laws, _count_laws, needs_properties=True),
+    Tier("contract", _contract, _count_contract),
 )
 
 #: Their names, for ``--skip-tier``.

@@ -9,17 +9,11 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
-
-
-def backend_module(name: str) -> Any:
-    """``bogc_ref.backends.<name>`` (imported by name: the folder is mapped at install time)."""
-    return importlib.import_module(f"bogc_ref.backends.{name}")
 
 
 def torchjd_aggregators() -> dict[str, Any]:

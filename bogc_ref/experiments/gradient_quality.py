@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .aggregations import backend_module, bogc_kwargs, matrix_aggregator, torchjd_aggregators
+from ..training import parameters as param_level
+from .aggregations import bogc_kwargs, matrix_aggregator, torchjd_aggregators
 from .report import progress, save_json, write_markdown
 
 
@@ -74,7 +75,6 @@ def one_trial(cfg: GradientQualityConfig, noise: float, rng: np.random.Generator
         pred = torch.func.functional_call(model, dict(params), (xs_,))[:, 0]  # (M,)
         return 0.5 * (pred - y_) ** 2
 
-    param_level = backend_module("torch_param_aggregation")
     batch = (torch.from_numpy(xs), torch.from_numpy(y))
     results: dict[str, Any] = {}
     per_sample = param_level.per_sample_source_grads(loss_fn, dict(model.named_parameters()), batch)

@@ -9,7 +9,7 @@ Aggregations of the encoders' gradient (the heads are always trained by their ow
 
 - ``sum``: back-propagate the sum of the M losses (fixed weights 1);
 - ``bogc`` / ``bayesagg``: the representation-level aggregator
-  (:class:`bogc_ref.backends.torch_aggregation.RepresentationAggregator`): per-sample
+  (:class:`bogc_ref.training.RepresentationAggregator`): per-sample
   gradient moments of each head from its Laplace posterior (prior N(0, prior_var I), refreshed
   every ``refresh_every`` steps on the batch), calibrated per sample; a view head reaches only
   its slice (var = +inf elsewhere); ``bayesagg`` is ``normalize=True``;
@@ -27,14 +27,15 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .aggregations import backend_module, bogc_kwargs, torchjd_aggregators
+from ..training.representation import RepresentationAggregator, Source
+from .aggregations import bogc_kwargs, torchjd_aggregators
 from .mfeat import MultiView, load_mfeat
 from .report import paired_test, progress, save_json, write_markdown
 
@@ -187,10 +188,9 @@ def train_one(split: Split, cfg: LateFusionConfig, method: str, seed: int) -> di
     gen = torch.Generator().manual_seed(seed)
     agg = None
     if method in ("bogc", "bayesagg"):
-        integration = backend_module("torch_aggregation")
-        Source, RepresentationAggregator = integration.Source, integration.RepresentationAggregator
         sources = [
-            Source(head, "softmax", model.slice(v)) for v, head in enumerate(model.view_heads)
+            Source(cast(nn.Linear, head), "softmax", model.slice(v))
+            for v, head in enumerate(model.view_heads)
         ]
         sources.append(Source(model.fused_head, "softmax"))
         agg = RepresentationAggregator(

@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
+from bogc_ref.training.representation import RepresentationAggregator, Source
 
 B, D_IN, D, K, WORLD = 12, 5, 4, 3, 2
 
@@ -70,7 +70,7 @@ def test_ddp_update_equals_single_process(tmp_path: Path) -> None:
 
 
 def test_gather_rows_is_identity_without_a_process_group() -> None:
-    from bogc_ref.backends.torch_distributed import all_reduce_sum, gather_rows, is_distributed
+    from bogc_ref.training.distributed import all_reduce_sum, gather_rows, is_distributed
 
     t = torch.arange(6.0).reshape(3, 2)
     assert not is_distributed()

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bogc_ref as ref
-from bogc_ref.backends.torch_param_aggregation import (
+from bogc_ref.training.parameters import (
     calibrated_param_grads,
     module_loss_fn,
     per_sample_source_grads,
@@ -45,6 +45,13 @@ def _loop_grads(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, names: l
     return torch.stack(rows).detach().numpy()
 
 
+def _reference_grad(grads: np.ndarray, **kwargs: object) -> np.ndarray:
+    """The spec's answer by hand: empirical moments, var = +inf where a source never moves."""
+    moments = ref.empirical_moments(grads)
+    var = np.where(np.all(grads == 0, axis=0), np.inf, moments.var)
+    return ref.calibrate(moments.mean, var, **kwargs).grad
+
+
 def test_per_sample_grads_match_a_loop() -> None:
     net, x, y = _net()
     names = [n for n, _ in net.named_parameters()]
@@ -62,8 +69,9 @@ def test_calibrated_grads_equal_empirical_moments_and_calibrate(normalize: bool)
     calibrated_param_grads(
         net, module_loss_fn(net, _sources), (x, y), params=shared, mask=mask, normalize=normalize
     )
-    moments = ref.empirical_moments(_loop_grads(net, x, y, shared))
-    expected = ref.calibrate(moments.mean, moments.var, mask=mask.numpy(), normalize=normalize).grad
+    expected = _reference_grad(
+        _loop_grads(net, x, y, shared), mask=mask.numpy(), normalize=normalize
+    )
     got = torch.cat([net[0].weight.grad.flatten(), net[0].bias.grad])
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-14)
     assert net[2].weight.grad is None  # not selected, not written
@@ -79,7 +87,7 @@ def test_torchjd_adapter_equals_parameter_level() -> None:
     pytest.importorskip("torchjd", reason="torchjd (experiments extra) not installed")
     from torchjd.autojac import backward, jac_to_grad
 
-    from bogc_ref.backends.torchjd_adapter import BOGC
+    from bogc_ref.training.torchjd_adapter import BOGC
 
     net, x, y = _net(2)
     params = list(net.parameters())
@@ -89,7 +97,40 @@ def test_torchjd_adapter_equals_parameter_level() -> None:
     got = torch.cat([p.grad.flatten() for p in params]).detach().numpy()
 
     names = [n for n, _ in net.named_parameters()]
-    moments = ref.empirical_moments(_loop_grads(net, x, y, names))
-    np.testing.assert_allclose(got, ref.calibrate(moments.mean, moments.var).grad, rtol=1e-9)
+    grads = _loop_grads(net, x, y, names)
+    assert np.all(grads[:, 0, -M + 1 :] == 0), "output bias m is reached by source m only"
+    np.testing.assert_allclose(got, _reference_grad(grads), rtol=1e-9, atol=1e-14)
+    assert np.all(got[-M:] != 0), "a coordinate reached by one source must not freeze"
     with pytest.raises(ValueError, match="B\\*M rows"):
         BOGC(M)(torch.zeros(4, 5, dtype=torch.float64))
+
+
+def test_a_source_that_does_not_reach_a_parameter_is_vacuous_there() -> None:
+    """Late fusion: each view's encoder is reached by its own loss only; none may freeze.
+
+    Before the fix the unreached source's per-sample gradients (all exactly 0) gave var 0,
+    i.e. a dogmatic source with mean 0, and the calibrated gradient of the encoder was 0.
+    """
+    torch.manual_seed(3)
+    enc_a, enc_b = torch.nn.Linear(2, 2).double(), torch.nn.Linear(2, 2).double()
+    model = torch.nn.ModuleDict({"a": enc_a, "b": enc_b})
+    xa, xb = torch.randn(B, 2, dtype=torch.float64), torch.randn(B, 2, dtype=torch.float64)
+
+    def loss_fn(p: dict[str, torch.Tensor], xa_: torch.Tensor, xb_: torch.Tensor) -> torch.Tensor:
+        out_a = xa_ @ p["a.weight"].T + p["a.bias"]
+        out_b = xb_ @ p["b.weight"].T + p["b.bias"]
+        return torch.stack([(out_a**2).sum(), (out_b**2).sum()])
+
+    result = calibrated_param_grads(model, loss_fn, (xa, xb))
+    params = dict(model.named_parameters())
+    grads = per_sample_source_grads(loss_fn, params, (xa, xb)).numpy()
+    assert np.all(grads[:, 1, :6] == 0) and np.all(grads[:, 0, 6:] == 0)
+    # Each encoder's update is its own source's mean gradient scaled by its belief, never 0.
+    assert np.all(enc_a.weight.grad.numpy() != 0) and np.all(enc_b.weight.grad.numpy() != 0)
+    np.testing.assert_array_equal(result.belief.numpy()[1, :6], 0.0)
+    np.testing.assert_array_equal(result.belief.numpy()[0, 6:], 0.0)
+    np.testing.assert_allclose(
+        torch.cat([p.grad.flatten() for p in params.values()]).numpy(),
+        _reference_grad(grads),
+        rtol=1e-12,
+    )

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bogc_ref as ref
-from bogc_ref.backends.torch_aggregation import RepresentationAggregator, Source
+from bogc_ref.training.representation import RepresentationAggregator, Source
 
 B, D_IN, D, K = 9, 5, 4, 3
 PRIOR_VAR, NOISE_VAR = 2.0, 0.5

@@ -13,7 +13,9 @@ losses of shape (B, M). Then
     (\bar g, v) = \texttt{empirical\_moments}(G), \qquad
     \texttt{BOGC}(J) = \texttt{calibrate}(\bar g, v).\texttt{grad},
 
-which is the parameter-level method of :mod:`bogc_ref.backends.torch_param_aggregation`
+with :math:`v_{mp} = +\infty` where every :math:`G_{bmp} = 0` (source m does not reach
+coordinate p: vacuous, not dogmatic). This is the parameter-level method of
+:mod:`bogc_ref.training.parameters`
 expressed through torchjd (e.g. ``torchjd.autojac.backward(losses.flatten())`` then
 ``torchjd.autojac.jac_to_grad(params, BOGC(n_sources=M))``).
 
@@ -35,7 +37,7 @@ from typing import Any
 from torch import Tensor
 from torchjd.aggregation import Aggregator
 
-from .torch_aggregation import spec_functions
+from ._backend import reached_moments, spec_functions
 
 __all__ = ["BOGC"]
 
@@ -63,9 +65,8 @@ class BOGC(Aggregator):
                 f"(row = b*M + m), got shape {tuple(matrix.shape)}"
             )
         grads = matrix.reshape(rows // self.n_sources, self.n_sources, cols)
-        bogc = spec_functions()
-        mean, var = bogc.empirical_moments(grads)
-        result: Tensor = bogc.calibrate(mean, var, **self.calibrate_kwargs).grad
+        mean, var = reached_moments(grads)
+        result: Tensor = spec_functions().calibrate(mean, var, **self.calibrate_kwargs).grad
         return result.to(dtype=matrix.dtype, device=matrix.device)
 
     def __repr__(self) -> str:

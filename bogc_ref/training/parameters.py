@@ -12,8 +12,11 @@ gradients (stage 1, item 4 of the spec). For M sources with per-sample losses
     \hat g = \texttt{calibrate}(\bar g, v, \texttt{mask}).\texttt{grad},
 
 so :math:`\bar g_m` is the gradient of source m's mean loss and :math:`v_m` the variance of
-that mean. The per-sample Jacobians come from ``torch.func.vmap(torch.func.jacrev(...))``;
-memory is B·M·P numbers, so keep this to the shared parameters.
+that mean. A coordinate where all of a source's per-sample gradients are exactly zero (it is
+outside the source's computation graph, or no sample moves it) is vacuous for that source
+(:math:`v_m = +\infty`), never dogmatic. The per-sample Jacobians come from
+``torch.func.vmap(torch.func.jacrev(...))``; memory is B·M·P numbers, so keep this to the
+shared parameters.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
-from .torch_aggregation import spec_functions
+from ._backend import reached_moments, spec_functions
 
 __all__ = ["calibrated_param_grads", "module_loss_fn", "per_sample_source_grads"]
 
@@ -64,9 +67,10 @@ def calibrated_param_grads(
 ) -> Any:
     """Calibrate the sources' gradients over ``module``'s shared parameters and store them.
 
-    Computes G with :func:`per_sample_source_grads`, ``empirical_moments(G)`` (mean, var (M, P))
-    and ``calibrate(mean, var, mask=mask, **calibrate_kwargs)``; the calibrated gradient (P,)
-    is written (added when ``accumulate``) to each selected parameter's ``.grad``.
+    Computes G with :func:`per_sample_source_grads`, ``empirical_moments(G)`` (mean, var
+    (M, P), with var = +inf where a source's per-sample gradients are all exactly zero) and
+    ``calibrate(mean, var, mask=mask, **calibrate_kwargs)``; the calibrated gradient (P,) is
+    written (added when ``accumulate``) to each selected parameter's ``.grad``.
 
     Args:
         module: the model; ``loss_fn`` calls it through ``functional_call``.
@@ -76,7 +80,7 @@ def calibrated_param_grads(
         mask: (M,) bool, True = source present in this batch.
 
     Returns:
-        The Calibration of the flattened parameters: grad (P,), belief (M, P), ...
+        The ``Calibration`` of the flattened parameters (grad (P,), belief (M, P), ...).
     """
     named = dict(module.named_parameters())
     names = [n for n, p in named.items() if p.requires_grad] if params is None else list(params)
@@ -85,9 +89,8 @@ def calibrated_param_grads(
             raise ValueError(f"params: {name!r} is not a parameter of the module")
     selected = {name: named[name] for name in names}
     grads = per_sample_source_grads(loss_fn, selected, batch)
-    bogc = spec_functions()
-    mean, var = bogc.empirical_moments(grads)
-    result = bogc.calibrate(mean, var, mask=mask, **calibrate_kwargs)
+    mean, var = reached_moments(grads)
+    result = spec_functions().calibrate(mean, var, mask=mask, **calibrate_kwargs)
     offset = 0
     for p in selected.values():
         n = p.numel()

@@ -26,7 +26,7 @@ representation (the rows where the source is present), the batch's targets and, 
 heads, the head's current weights, every ``refresh_every`` calls (default 1: every step). In
 between, the cached posterior is reused (its moments are still evaluated at the new ``h``).
 Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
-gathered from every rank (see :mod:`bogc_ref.backends.torch_distributed`), so each rank uses
+gathered from every rank (see :mod:`bogc_ref.training.distributed`), so each rank uses
 the same, global posterior.
 
 The calibrated gradient :math:`\hat g_b` = ``calibrate(mean_b, var_b, mask=mask_b).grad``
@@ -39,7 +39,7 @@ The heads themselves are not touched: train them by their own losses, computed o
 ``h.detach()``, as usual.
 
 No BOGC mathematics is written here: every formula is one of the spec functions, reached
-through :func:`spec_functions`.
+through the torch backend (:mod:`bogc_ref.backends`).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from . import get_backend
+from ._backend import spec_functions
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -59,13 +59,7 @@ Reach = slice | Sequence[int] | None
 __all__ = [
     "RepresentationAggregator",
     "Source",
-    "spec_functions",
 ]
-
-
-def spec_functions() -> Any:
-    """The spec functions on torch tensors: the torch backend (on the tensors' device)."""
-    return get_backend("torch")
 
 
 @dataclass(frozen=True)
@@ -222,7 +216,7 @@ class RepresentationAggregator:
             target = target.to(h_m.dtype)
         h_fit, t_fit = h_m[rows], target[rows]
         if self.distributed:
-            from .torch_distributed import gather_rows, is_distributed
+            from .distributed import gather_rows, is_distributed
 
             if is_distributed():
                 h_fit, t_fit = gather_rows(h_fit), gather_rows(t_fit)
