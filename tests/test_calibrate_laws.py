@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -63,12 +64,14 @@ IMPLEMENTATIONS = [
 
 
 @pytest.fixture(scope="module", params=IMPLEMENTATIONS)
-def implementation(request: pytest.FixtureRequest) -> Any:
+def implementation(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "reference":
-        return bogc_ref
+        yield bogc_ref
+        return
     from bogc_ref.conformance.loading import open_candidate
 
-    return open_candidate(request.param)
+    with open_candidate(request.param) as candidate:  # the backend in its own process
+        yield candidate
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

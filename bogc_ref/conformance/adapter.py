@@ -1,152 +1,177 @@
-"""A NumPy-in, NumPy-out view of any candidate implementation.
+"""A NumPy-in, NumPy-out view of a candidate that runs in its own process.
 
-The harness and the laws only ever handle NumPy arrays. :class:`Adapter` converts each
-array argument with the candidate's ``from_numpy`` (when it has one), calls the candidate
-(in a worker thread when a time limit is set), and reads every output back to host
-NumPy memory with :func:`to_numpy`: DLPack first, ``__array__`` second, never Python lists.
-Device arrays are copied to the host here and only here (``.cpu()`` for PyTorch,
-``.get()`` for CuPy, or DLPack's ``device="cpu"`` request for anything else).
+The harness and the laws only ever handle NumPy arrays and talk to a candidate through
+:class:`Adapter`: ``adapter.provides(name)``, ``adapter.call(name, *args, **kwargs)`` or
+``adapter.calibrate(...)`` and so on. The candidate itself is loaded and called in a
+worker process (:mod:`~bogc_ref.conformance.worker`, managed by
+:mod:`~bogc_ref.conformance.runtime`); arguments and results cross as raw bytes in their
+own dtype (:mod:`~bogc_ref.conformance.wire`), and results come back as the reference's
+named tuples (``Calibration``, ``Moments``, ...) of plain ndarrays, so code written
+against :mod:`bogc_ref` runs unchanged on an adapter.
 
-Outputs are returned as the reference's named tuples (``Calibration``, ``Moments``, ...),
-so code written against :mod:`bogc_ref` runs unchanged on an adapter.
+A call that does not return a usable result raises a
+:class:`~bogc_ref.conformance.errors.CandidateProblem`:
+:class:`CandidateError` (the candidate raised), :class:`WorkerFailure` (its process died,
+was killed, timed out or ran out of memory; the next call starts a new process) or
+:class:`ContractViolation` (it modified an input, returned a view of one, or returned
+something that is not a numeric array).
 """
 
 from __future__ import annotations
 
+import shutil
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._results import Calibration, Moments, Opinion, Posterior
 from ..interface import STAGES
-from .runtime import call_with_timeout
+from .capture import OutputLog
+from .convert import FUNCTIONS, RESULT_TYPES, OutputError, build_result, result_fields, to_numpy
+from .errors import (
+    CandidateError,
+    CandidateProblem,
+    CaseTimeout,
+    ContractViolation,
+    LoadFailure,
+    WorkerFailure,
+)
+from .loading import UsageError
+from .runtime import WorkerProcess
 
-#: Result type of each interface function (None: a single array).
-RESULT_TYPES: dict[str, Any] = {
-    "linear_head_moments": Moments,
-    "softmax_head_moments": Moments,
-    "softmax_head_moments_linearized": Moments,
-    "empirical_moments": Moments,
-    "linear_head_posterior": Posterior,
-    "softmax_head_laplace": Posterior,
-    "evidence": None,
-    "opinions": Opinion,
-    "reduced_dempster": Opinion,
-    "dempster_combine": None,
-    "calibrate": Calibration,
-}
-
-FUNCTIONS: tuple[str, ...] = tuple(f for stage in STAGES.values() for f in stage)
-
-
-class OutputError(TypeError):
-    """A candidate returned something that is not a readable array or result."""
-
-
-def to_numpy(value: object, what: str = "output") -> np.ndarray:
-    """Copy an array of any supported library to a host NumPy array.
-
-    Order: NumPy itself; PyTorch (``detach().cpu()``, then DLPack); CuPy (``.get()``);
-    any object with ``__dlpack__`` (asking for a CPU copy); any object with ``__array__``.
-    Lists, tuples and scalars of Python numbers are refused: they hide a host round trip
-    and lose the dtype.
-    """
-    if isinstance(value, np.ndarray):
-        return value.copy()
-    if isinstance(value, np.generic):
-        return np.asarray(value).copy()
-    root = type(value).__module__.split(".")[0]
-    if root == "torch":
-        tensor = value.detach()  # type: ignore[attr-defined]
-        if tensor.device.type != "cpu":
-            tensor = tensor.cpu()
-        return np.from_dlpack(tensor.contiguous()).copy()
-    if root == "cupy":
-        return np.asarray(value.get())  # type: ignore[attr-defined]
-    if hasattr(value, "__dlpack__"):
-        try:
-            return np.from_dlpack(value, device="cpu", copy=True)
-        except (BufferError, TypeError, ValueError, RuntimeError):
-            pass
-    if hasattr(value, "__array__"):
-        return np.asarray(value).copy()
-    raise OutputError(
-        f"{what}: got {type(value).__name__}, which is neither a DLPack nor an __array__ "
-        "object (Python lists and scalars are not accepted)"
-    )
+__all__ = [
+    "FUNCTIONS",
+    "RESULT_TYPES",
+    "Adapter",
+    "CandidateError",
+    "CandidateProblem",
+    "CaseTimeout",
+    "ContractViolation",
+    "LoadFailure",
+    "OutputError",
+    "WorkerFailure",
+    "close_all",
+    "to_numpy",
+]
 
 
-def _field(result: object, field: str, index: int, function: str) -> object:
-    if hasattr(result, field) and not isinstance(result, np.ndarray):
-        return getattr(result, field)
-    if isinstance(result, dict):
-        if field in result:
-            return result[field]
-        raise OutputError(f"{function}: result dict has no key {field!r}")
-    if isinstance(result, tuple | list) and len(result) > index:
-        return result[index]
-    raise OutputError(
-        f"{function}: result of type {type(result).__name__} has no field {field!r} "
-        f"(expected a result with fields of {function}'s reference result)"
-    )
-
-
-def convert_result(function: str, result: object) -> Any:
-    """The candidate's result as the reference's named tuple of NumPy arrays."""
-    kind = RESULT_TYPES[function]
-    if kind is None:
-        return to_numpy(result, f"{function} result")
-    fields = kind._fields
-    if isinstance(result, tuple | list) and len(result) != len(fields):
-        raise OutputError(
-            f"{function}: returned {len(result)} values, expected {len(fields)} {fields}"
-        )
-    values = [
-        to_numpy(_field(result, field, i, function), f"{function}.{field}")
-        for i, field in enumerate(fields)
-    ]
-    return kind(*values)
-
-
-def implementation_version(impl: object) -> str:
-    """``__version__`` of the object, or of the module that defines it; "unknown" otherwise."""
-    for source in (impl, type(impl)):
-        version = getattr(source, "__version__", None)
-        if isinstance(version, str):
-            return version
-    module = getattr(impl, "__module__", None) or type(impl).__module__
-    import sys
-
-    version = getattr(sys.modules.get(str(module).split(".")[0]), "__version__", None)
-    return version if isinstance(version, str) else "unknown"
+def _label(spec: str) -> str:
+    kind, _, rest = spec.partition(":")
+    return rest if kind in ("backend", "impl") else spec
 
 
 class Adapter:
-    """NumPy view of a candidate: ``adapter.calibrate(mean, var, ...)`` etc.
+    """NumPy view of a candidate running in a worker process.
 
     Args:
-        impl: the candidate (module or object with the interface's function names).
-        name: label used in reports.
-        spec: how to get the candidate back (``--impl`` or ``--backend`` text), used in
-            reproduction snippets.
+        spec: how the worker finds the candidate (``backend:NAME[@DEVICE]`` or
+            ``impl:MODULE[:ATTR]`` / ``impl:FILE.py[:ATTR]``); also used in reproduction
+            snippets.
+        name: label used in reports (default: the spec without its kind).
         timeout: seconds per call (None: no limit).
+        memory_limit: bytes of resident memory of the worker (None: no limit).
+        load_timeout: seconds to load the candidate in a new worker (None: no limit).
     """
 
-    def __init__(self, impl: object, *, name: str, spec: str, timeout: float | None = None) -> None:
-        self.impl = impl
-        self.name = name
+    def __init__(
+        self,
+        spec: str,
+        *,
+        name: str | None = None,
+        timeout: float | None = None,
+        memory_limit: int | None = None,
+        load_timeout: float | None = None,
+    ) -> None:
         self.spec = spec
+        self.name = name or _label(spec)
         self.timeout = timeout
-        self.version = implementation_version(impl)
-        converter = getattr(impl, "from_numpy", None)
-        self._from_numpy: Callable[[np.ndarray], object] | None = (
-            converter if callable(converter) else None
-        )
+        self.memory_limit = memory_limit
+        self.load_timeout = load_timeout
+        self.version = "unknown"
+        #: Callable public names of the candidate (to suggest near misses).
+        self.attributes: tuple[str, ...] = ()
+        #: What is running now, for the output log ("cal_M3_D32 float64", "law ...").
+        self.context = ""
+        #: Why each worker process was lost, in order.
+        self.failures: list[str] = []
+        #: Notes about the workers' exits.
+        self.notes: list[str] = []
+        self.output = OutputLog()
+        self._provides: frozenset[str] = frozenset()
+        self._worker: WorkerProcess | None = None
+        self._loaded = False
 
+    # -- lifetime ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the first worker process (it loads the candidate in the background)."""
+        if self._worker is None:
+            self._worker = WorkerProcess(self.spec, self.output, self.memory_limit)
+
+    def wait_loaded(self) -> None:
+        """Wait for the first worker to load the candidate.
+
+        Raises :class:`~bogc_ref.conformance.loading.UsageError` when the candidate cannot
+        be imported or named (an exception while importing, no such attribute, a backend
+        that is unavailable) and :class:`LoadFailure` when the worker process does not
+        survive loading it (it exits, crashes, hangs or runs out of memory).
+        """
+        self.start()
+        assert self._worker is not None
+        reply = self._load(self._worker)
+        self.version = str(reply.get("version", "unknown"))
+        self._provides = frozenset(str(f) for f in reply.get("provides", ()) if f in FUNCTIONS)
+        self.attributes = tuple(str(a) for a in reply.get("attributes", ()))
+        self._loaded = True
+
+    def _load(self, worker: WorkerProcess) -> dict[str, Any]:
+        try:
+            reply = worker.wait_loaded(self.load_timeout)
+        except LoadFailure as exc:
+            self._lose(worker, "loading", exc.reason)
+            raise
+        finally:
+            self.output.collect("loading")
+        kind = reply.get("kind") if isinstance(reply, dict) else None
+        if kind == "loaded":
+            return reply
+        worker.kill()
+        self._worker = None
+        if kind == "usage":
+            raise UsageError(str(reply.get("message")))
+        if kind == "load_failed":
+            raised = _candidate_error(reply.get("raised"))
+            reason = f"the candidate {raised.describe()} while being loaded"
+        else:
+            reason = "the worker process sent an unexpected reply while loading"
+        self.failures.append(reason)
+        raise LoadFailure(reason)
+
+    def close(self, *, graceful: bool = True) -> None:
+        """Stop the worker and collect its last output (idempotent).
+
+        ``graceful``: ask it to exit, so the candidate's exit handlers run (and are
+        captured), killing it after a grace period; otherwise kill it at once.
+        """
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            note = worker.stop() if graceful else ""
+            worker.kill()
+            self.output.collect("exit")
+            if note:
+                self.notes.append(note)
+        shutil.rmtree(self.output.directory, ignore_errors=True)
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- what the candidate provides ------------------------------------------------------
     def provides(self, function: str) -> bool:
-        """Whether the candidate has a callable attribute ``function``."""
-        return callable(getattr(self.impl, function, None))
+        """Whether the candidate has a callable attribute ``function`` of the interface."""
+        return function in self._provides
 
     def stages(self) -> dict[str, tuple[str, ...]]:
         """The functions present, by stage (stages with none are left out)."""
@@ -155,32 +180,66 @@ class Adapter:
         }
         return {stage: names for stage, names in found.items() if names}
 
-    def convert_input(self, value: object) -> object:
-        """``from_numpy`` on plain arrays; everything else passes unchanged.
+    # -- calls ------------------------------------------------------------------------------
+    def _live_worker(self) -> WorkerProcess:
+        if self._worker is not None and not self._worker.dead:
+            return self._worker
+        if not self._loaded:
+            raise WorkerFailure(f"{self.name} is not loaded (call wait_loaded first)")
+        worker = WorkerProcess(self.spec, self.output, self.memory_limit)
+        self._worker = worker
+        try:
+            self._load(worker)
+        except (UsageError, LoadFailure) as exc:
+            raise WorkerFailure(f"the candidate could not be loaded again: {exc}") from None
+        return worker
 
-        A masked array reaches the candidate's function as it is, so that the function
-        itself must refuse it or honour its mask (``from_numpy`` would drop the mask).
-        """
-        if (
-            isinstance(value, np.ndarray)
-            and not isinstance(value, np.ma.MaskedArray)
-            and self._from_numpy is not None
-        ):
-            return self._from_numpy(value)
-        return value
+    def _lose(self, worker: WorkerProcess, when: str, reason: str) -> None:
+        worker.kill()
+        if self._worker is worker:
+            self._worker = None
+        self.output.collect(when)
+        self.failures.append(f"{when}: {reason}")
 
     def call(self, function: str, *args: object, **kwargs: object) -> Any:
         """Call ``function`` with NumPy inputs; return the reference's result type."""
-        target = getattr(self.impl, function, None)
-        if not callable(target):
+        if not self.provides(function):
             raise AttributeError(f"{self.name} does not provide {function}")
-        native_args = [self.convert_input(a) for a in args]
-        native_kwargs = {k: self.convert_input(v) for k, v in kwargs.items()}
+        when = self.context or function
+        worker = self._live_worker()
+        message = {"op": "call", "function": function, "args": list(args), "kwargs": kwargs}
+        try:
+            reply = worker.request(message, self.timeout, function)
+        except WorkerFailure as exc:
+            self._lose(worker, when, exc.reason)
+            raise
+        self.output.collect(when)
+        if not isinstance(reply, dict):
+            self._lose(worker, when, "malformed reply")
+            raise WorkerFailure("the worker process sent a malformed reply; it was killed")
+        self.output.add_warnings(reply.get("warnings"))
+        kind = reply.get("kind")
+        if kind == "result":
+            return self._result(worker, when, function, reply.get("value"))
+        if kind == "raised":
+            raise _candidate_error(reply)
+        if kind == "violation":
+            raise ContractViolation(str(reply.get("message")))
+        self._lose(worker, when, f"unexpected reply {kind!r}")
+        raise WorkerFailure(f"the worker process sent an unexpected reply {kind!r}; it was killed")
 
-        def run() -> Any:
-            return convert_result(function, target(*native_args, **native_kwargs))
-
-        return call_with_timeout(run, self.timeout, f"{self.name}.{function}")
+    def _result(self, worker: WorkerProcess, when: str, function: str, value: object) -> Any:
+        count = max(len(result_fields(function)), 1)
+        if (
+            not isinstance(value, list)
+            or len(value) != count
+            or not all(type(v) is np.ndarray for v in value)
+        ):
+            self._lose(worker, when, "malformed result")
+            raise WorkerFailure(
+                f"the worker process sent a malformed result for {function}; it was killed"
+            )
+        return build_result(function, value)
 
     def __getattr__(self, function: str) -> Callable[..., Any]:
         if function in FUNCTIONS:
@@ -188,4 +247,28 @@ class Adapter:
         raise AttributeError(function)
 
     def __repr__(self) -> str:
-        return f"Adapter(name={self.name!r}, spec={self.spec!r}, timeout={self.timeout!r})"
+        return (
+            f"Adapter(spec={self.spec!r}, name={self.name!r}, timeout={self.timeout!r}, "
+            f"memory_limit={self.memory_limit!r})"
+        )
+
+
+def close_all(adapters: list[Adapter]) -> None:
+    """Close several adapters at once (their workers exit in parallel)."""
+    threads = [threading.Thread(target=a.close) for a in adapters]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _candidate_error(reply: object) -> CandidateError:
+    data = reply if isinstance(reply, dict) else {}
+    mro = data.get("mro")
+    return CandidateError(
+        str(data.get("type_name", "builtins.Exception")),
+        tuple(str(m) for m in mro) if isinstance(mro, list) else (),
+        str(data.get("message", "")),
+        str(data.get("traceback", "")),
+        str(data.get("location", "")),
+    )

@@ -2,17 +2,26 @@
 
 ``bogc-ref verify`` with no arguments checks every backend available here (NumPy always)
 in float32 and float64 against the golden vectors and prints one table per
-implementation and a one-line verdict. Exit code: 0 when every check passed, 1 on a
-conformance failure, 2 on a usage error (with a one-line message on stderr).
+implementation and a one-line verdict, always the last line it prints. Each candidate
+runs in its own worker process (see :mod:`~bogc_ref.conformance.adapter`); the reference,
+the expected values, the comparisons and the report stay in this process.
+
+Exit code: 0 when every check ran and passed, 1 on a conformance failure (including a
+candidate that cannot survive being loaded), 2 on a usage error (with a one-line message
+on stderr, before any check runs), 130 when interrupted with Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
+import math
+import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +30,21 @@ import numpy as np
 import bogc_ref
 
 from . import golden
-from .adapter import Adapter
-from .contract import run_contract
-from .fresh import run_fresh
-from .loading import UsageError, available_backends, open_candidate
+from .adapter import FUNCTIONS, Adapter, close_all
+from .errors import LoadFailure
+from .loading import UsageError, available_backends, check_spec
 from .report import ImplementationReport, Progress, as_json, render, verdict
-from .runner import CaseResult, check_golden, check_monte_carlo
+from .runner import CaseResult
+from .runtime import default_memory_limit, format_bytes, parse_memory
+from .tiers import TIER_NAMES, TIERS, Plan, Tier
 from .tolerances import describe
 
 DTYPES = ("float32", "float64")
 BACKEND_CHOICES = ("numpy", "torch", "cupy", "all")
+#: Default --max-examples with --properties.
+DEFAULT_MAX_EXAMPLES = 50
+#: Exit code after a Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED = 130
 
 
 def register(subparsers: Any) -> None:
@@ -40,7 +54,8 @@ def register(subparsers: Any) -> None:
         help="check implementations against the reference (golden vectors, properties)",
         description=(
             "Check BOGC implementations against the reference. With no arguments, every "
-            "backend available on this machine is checked in float32 and float64."
+            "backend available on this machine is checked in float32 and float64. Each "
+            "candidate runs in its own process."
         ),
     )
     which = verify.add_mutually_exclusive_group()
@@ -56,7 +71,9 @@ def register(subparsers: Any) -> None:
     )
     verify.add_argument("--dtype", choices=DTYPES, help="check one dtype (default: both)")
     verify.add_argument(
-        "--device", choices=("cpu", "cuda"), help="device for the backends (default: theirs)"
+        "--device",
+        choices=("cpu", "cuda"),
+        help="device for the bundled backends (default: theirs); not with --impl",
     )
     verify.add_argument(
         "--properties",
@@ -66,9 +83,8 @@ def register(subparsers: Any) -> None:
     verify.add_argument(
         "--max-examples",
         type=int,
-        default=50,
         metavar="N",
-        help="generated examples per law with --properties (default 50)",
+        help=f"generated examples per law, with --properties (default {DEFAULT_MAX_EXAMPLES})",
     )
     verify.add_argument(
         "--case-timeout",
@@ -77,8 +93,27 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help=(
             "time limit of one candidate call (default 60; 0: none). A call past it fails "
-            "its case; its thread cannot be killed and keeps running in the background"
+            "its case; the candidate's process is killed and replaced"
         ),
+    )
+    verify.add_argument(
+        "--memory-limit",
+        default="50%",
+        metavar="SIZE",
+        help=(
+            "resident memory the candidate's process may use, e.g. 4G, 512M, 40%% of this "
+            "machine, 0 for none (default 50%%). Past it the call fails and the process is "
+            "replaced"
+        ),
+    )
+    verify.add_argument(
+        "--skip-tier",
+        action="append",
+        choices=TIER_NAMES,
+        default=[],
+        metavar="TIER",
+        help=f"leave a tier of checks out of the run and the verdict ({', '.join(TIER_NAMES)}); "
+        "repeatable",
     )
     verify.add_argument("--json", metavar="REPORT.json", help="also write a JSON report")
     verify.add_argument("--quiet", action="store_true", help="print only the verdict")
@@ -103,11 +138,81 @@ def _usage(message: str) -> int:
     return 2
 
 
-def _candidates(args: argparse.Namespace) -> tuple[list[Adapter], list[str]]:
-    timeout = args.case_timeout if args.case_timeout and args.case_timeout > 0 else None
+@dataclass(frozen=True)
+class Options:
+    """The validated settings of one ``verify`` run."""
+
+    dtypes: list[str]
+    timeout: float | None
+    memory_limit: int | None
+    max_examples: int
+    json_path: Path | None
+    skipped: tuple[str, ...]
+
+
+def _json_path(text: str | None) -> Path | None:
+    """``--json`` made absolute now, so a candidate's ``os.chdir`` cannot move it."""
+    if text is None:
+        return None
+    path = Path(text).expanduser().absolute()
+    if path.is_dir():
+        raise UsageError(f"--json: {text!r} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"--json: folder {str(path.parent)!r} does not exist")
+    if not os.access(path.parent, os.W_OK):
+        raise UsageError(f"--json: folder {str(path.parent)!r} is not writable")
+    return path
+
+
+def validate(args: argparse.Namespace) -> Options:
+    """Every check of the command line that needs no candidate; UsageError on the first."""
+    if not (math.isfinite(args.case_timeout) and args.case_timeout >= 0):
+        raise UsageError(
+            f"--case-timeout: must be a number of seconds >= 0 (0: no limit), got "
+            f"{args.case_timeout:g}"
+        )
+    if args.max_examples is not None:
+        if not args.properties:
+            raise UsageError("--max-examples: only applies with --properties")
+        if args.max_examples < 1:
+            raise UsageError(f"--max-examples: must be >= 1, got {args.max_examples}")
+    if args.properties:
+        try:
+            import hypothesis  # noqa: F401
+        except ImportError:
+            raise UsageError(
+                "--properties needs the hypothesis package (pip install hypothesis)"
+            ) from None
+    if args.impl is not None and args.device is not None:
+        raise UsageError(
+            "--device: applies to the bundled backends (--backend); an --impl places its "
+            "arrays itself, in its from_numpy"
+        )
+    try:
+        memory = parse_memory(args.memory_limit)
+    except ValueError as exc:
+        raise UsageError(f"--memory-limit: {exc}") from None
+    skipped = tuple(dict.fromkeys(args.skip_tier))
+    running = [t.name for t in _tiers(skipped, args.properties)]
+    if not running:
+        raise UsageError(
+            f"--skip-tier: every tier is skipped ({', '.join(skipped)}); nothing to run"
+        )
+    return Options(
+        dtypes=[args.dtype] if args.dtype else list(DTYPES),
+        timeout=args.case_timeout if args.case_timeout > 0 else None,
+        memory_limit=memory,
+        max_examples=args.max_examples or DEFAULT_MAX_EXAMPLES,
+        json_path=_json_path(args.json),
+        skipped=skipped,
+    )
+
+
+def _specs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[str]]:
+    """``(spec, display name)`` of each candidate, and notes on backends left out."""
     notes: list[str] = []
     if args.impl is not None:
-        return [open_candidate(f"impl:{args.impl}", timeout)], notes
+        return [(check_spec(f"impl:{args.impl}"), args.impl)], notes
     backend = args.backend or "all"
     if backend not in BACKEND_CHOICES:
         raise UsageError(
@@ -115,135 +220,248 @@ def _candidates(args: argparse.Namespace) -> tuple[list[Adapter], list[str]]:
         )
     device = f"@{args.device}" if args.device else ""
     if backend != "all":
-        return [open_candidate(f"backend:{backend}{device}", timeout)], notes
-    adapters = []
+        return [(check_spec(f"backend:{backend}{device}"), f"{backend}{device}")], notes
+    specs = []
     for name in available_backends():
         if name == "numpy" and args.device == "cuda":
             notes.append("numpy skipped: it runs on the cpu only")
             continue
         try:
-            adapters.append(open_candidate(f"backend:{name}{device}", timeout))
+            specs.append((check_spec(f"backend:{name}{device}"), f"{name}{device}"))
         except UsageError as exc:
             notes.append(f"{name} skipped: {exc}")
-    if not adapters:
+    if not specs:
         raise UsageError("no backend is available for --device " + str(args.device))
-    return adapters, notes
+    return specs, notes
+
+
+def near_misses(attributes: tuple[str, ...]) -> list[str]:
+    """Public names of a candidate that look like interface names (``calibrate_grad``)."""
+    found = []
+    for name in attributes:
+        lowered = name.lower()
+        close = difflib.get_close_matches(lowered, FUNCTIONS, n=1, cutoff=0.7)
+        containing = [f for f in FUNCTIONS if f in lowered or lowered in f]
+        match = close[0] if close else containing[0] if containing else None
+        if match is not None:
+            found.append(f"{name} (for {match}?)")
+    return found
+
+
+def _start(args: argparse.Namespace, options: Options, adapters: list[Adapter]) -> list[str]:
+    """Start every candidate's worker (they load in parallel); notes on backends left out.
+
+    Raises UsageError for a candidate that can be refused without importing it.
+    """
+    specs, notes = _specs(args)
+    load_timeout = None if options.timeout is None else max(options.timeout, 60.0)
+    for spec, name in specs:
+        adapter = Adapter(
+            spec,
+            name=name,
+            timeout=options.timeout,
+            memory_limit=options.memory_limit,
+            load_timeout=load_timeout,
+        )
+        adapters.append(adapter)
+        adapter.start()
+    return notes
+
+
+def _wait(
+    args: argparse.Namespace, adapters: list[Adapter], notes: list[str]
+) -> tuple[list[Adapter], list[ImplementationReport]]:
+    """Wait for each worker to load its candidate.
+
+    Returns the loaded adapters and a failing report for each candidate whose worker did not
+    survive loading it. Raises UsageError for a candidate that cannot be imported or
+    provides none of the interface functions.
+    """
+    loaded, broken = [], []
+    for adapter in adapters:
+        try:
+            adapter.wait_loaded()
+        except UsageError as exc:
+            if args.impl is None and args.backend in (None, "all"):
+                notes.append(f"{adapter.name} skipped: {exc}")
+                adapter.close()
+                continue
+            raise
+        except LoadFailure as exc:
+            broken.append(_load_failure_report(adapter, exc))
+            continue
+        if not adapter.stages():
+            misses = near_misses(adapter.attributes)
+            hint = f"; near misses: {', '.join(misses)}" if misses else ""
+            raise UsageError(
+                f"{adapter.name} provides none of the interface functions "
+                f"({', '.join(FUNCTIONS)}){hint}"
+            )
+        loaded.append(adapter)
+    if not loaded and not broken:
+        raise UsageError("no backend is available for --device " + str(args.device))
+    return loaded, broken
+
+
+def _load_failure_report(adapter: Adapter, exc: LoadFailure) -> ImplementationReport:
+    report = ImplementationReport(adapter.name, adapter.spec, adapter.version, {})
+    nan = float("nan")
+    report.results.append(
+        CaseResult(
+            "load",
+            "load",
+            "",
+            "-",
+            False,
+            nan,
+            nan,
+            nan,
+            f"the candidate could not be loaded: {exc.describe()}",
+            0.0,
+            kind="load",
+            tier="load",
+        )
+    )
+    return report
+
+
+def _tiers(skipped: tuple[str, ...], properties: bool) -> list[Tier]:
+    """The tiers this run goes through."""
+    return [t for t in TIERS if t.name not in skipped and (properties or not t.needs_properties)]
 
 
 def run_verify(args: argparse.Namespace) -> int:
     """The ``verify`` sub-command; returns the exit code."""
-    if args.max_examples < 1:
-        return _usage(f"--max-examples: must be >= 1, got {args.max_examples}")
-    if args.properties:
-        try:
-            import hypothesis  # noqa: F401
-        except ImportError:
-            return _usage("--properties needs the hypothesis package (pip install hypothesis)")
     try:
-        adapters, notes = _candidates(args)
+        options = validate(args)
     except UsageError as exc:
         return _usage(str(exc))
-    dtypes = [args.dtype] if args.dtype else list(DTYPES)
-    manifest, cases = golden.stored()
+    adapters: list[Adapter] = []
+    try:
+        return _verify(args, options, adapters)
+    except KeyboardInterrupt:
+        for adapter in adapters:
+            adapter.close(graceful=False)
+        sys.stderr.flush()
+        print("verdict: INTERRUPTED (stopped by Ctrl-C before every check ran; no report)")
+        return INTERRUPTED
+    finally:
+        for adapter in adapters:
+            adapter.close(graceful=False)
 
+
+def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter]) -> int:
+    try:
+        notes = _start(args, options, adapters)
+        manifest, cases = golden.stored()  # while the workers load
+        loaded, reports = _wait(args, adapters, notes)
+    except UsageError as exc:
+        return _usage(str(exc))
     plans = []
-    for adapter in adapters:
-        present = adapter.stages()
-        if not present:
-            return _usage(f"{adapter.name} provides none of the interface functions")
-        provided = {f for names in present.values() for f in names}
-        todo = [(c, d) for c in cases if c.function in provided for d in dtypes if d in c.dtypes]
-        plans.append((adapter, present, todo))
+    for adapter in loaded:
+        provided = frozenset(f for names in adapter.stages().values() for f in names)
+        todo = [
+            (c, d) for c in cases if c.function in provided for d in options.dtypes if d in c.dtypes
+        ]
+        plans.append((adapter, Plan(provided, todo, options.dtypes, options.max_examples)))
 
-    total = sum(len(todo) + len(dtypes) for _, _, todo in plans)
-    if args.properties:
-        from .properties import applicable_laws
-
-        total += sum(len(applicable_laws(a)) * len(dtypes) for a, _, _ in plans)
+    tiers = _tiers(options.skipped, args.properties)
+    total = sum(tier.count(adapter, plan) for adapter, plan in plans for tier in tiers)
     progress = Progress(total, enabled=not args.quiet)
     started = time.perf_counter()
-    reports = []
     try:
-        for adapter, present, todo in plans:
-            report = ImplementationReport(adapter.name, adapter.spec, adapter.version, present)
-            report.results.extend(_golden_results(adapter, todo, progress))
-            for dtype in dtypes:  # the fresh and contract tiers (11b)
-                report.results.extend(run_fresh(adapter, dtype))
-                report.results.extend(run_contract(adapter, dtype))
-            if "softmax_head_moments" in present.get("stage1", ()):
-                mc_case = golden.load_case("softmax_mc_eps")
-                for dtype in dtypes:
-                    report.results.append(check_monte_carlo(adapter, mc_case, dtype))
-                    progress.update(f"{adapter.name} softmax_mc_own_sampler {dtype}")
-            if args.properties:
-                from .properties import run_laws
-
-                for dtype in dtypes:
-                    report.results.extend(
-                        run_laws(adapter, dtype, args.max_examples, progress.update)
-                    )
+        for adapter, plan in plans:
+            report = ImplementationReport(
+                adapter.name, adapter.spec, adapter.version, adapter.stages()
+            )
+            for tier in tiers:
+                report.results.extend(tier.run(adapter, plan, progress.update))
             reports.append(report)
     finally:
         progress.close()
+    by_name = {a.name: a for a in adapters}
+    close_all(adapters)
+    for report in reports:
+        adapter = by_name[report.name]
+        report.candidate_output = adapter.output.summary()
+        report.worker_failures = list(adapter.failures)
+        report.notes.extend(adapter.notes)
     if notes and reports:
         reports[0].notes.extend(notes)
     elapsed = time.perf_counter() - started
 
-    line = verdict(reports)
-    if not args.quiet:
-        tolerance_line = (
-            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa + R), "
-            "R = gamma(n)*cond of the reductions; floors float64 1e-12 (stage1 1e-11), "
-            "float32 16 eps (stage1 32 eps); err/tol = error in units of the tolerance; "
-            "rtol of each case in --json"
+    code = 0 if all(r.passed for r in reports) else 1
+    if options.json_path is not None:
+        document = as_json(
+            reports, _settings(args, options), _extra(manifest, elapsed), options.skipped
         )
+        try:
+            options.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+        except OSError as exc:
+            print(
+                f"bogc-ref verify: error: --json: could not write the report: {exc}",
+                file=sys.stderr,
+            )
+            code = 2
+    line = verdict(reports, options.skipped)
+    if not args.quiet:
         print(
             f"bogc-ref verify: spec {bogc_ref.SPEC_VERSION}, suite {golden.SUITE_VERSION}, "
-            f"dtypes {', '.join(dtypes)}, {elapsed:.1f} s"
+            f"dtypes {', '.join(options.dtypes)}, {elapsed:.1f} s; each candidate in its own "
+            f"process (case timeout {_limit(options.timeout, 's')}, memory limit "
+            f"{_limit(options.memory_limit, 'bytes')})"
         )
-        print(tolerance_line)
+        print(
+            "tolerances: |c - r| <= atol + rtol|r|, rtol = max(floor, c*eps*kappa + R), R the "
+            "rounding of the reductions; 'worst err/tol' is the largest error over its "
+            "tolerance (<= 1 passes); rtol of each case in --json"
+        )
         for report in reports:
             print()
             print(render(report))
         print()
-    print(line)
-    if args.json:
-        settings = {
-            "backend": args.backend,
-            "impl": args.impl,
-            "dtypes": dtypes,
-            "device": args.device,
-            "properties": args.properties,
-            "max_examples": args.max_examples,
-            "case_timeout": args.case_timeout,
-        }
-        extra = {
-            "suite_version": golden.SUITE_VERSION,
-            "spec_version": bogc_ref.SPEC_VERSION,
-            "golden_spec_version": manifest.get("spec_version"),
-            "reference_version": bogc_ref.__version__,
-            "tolerances": describe(),
-            "platform": {
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "machine": platform.machine(),
-            },
-            "seconds": elapsed,
-        }
-        Path(args.json).write_text(
-            json.dumps(as_json(reports, settings, extra), indent=1) + "\n", encoding="utf-8"
-        )
-    return 0 if all(r.passed for r in reports) else 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print(line, flush=True)
+    return code
 
 
-def _golden_results(
-    adapter: Adapter, todo: list[tuple[golden.GoldenCase, str]], progress: Progress
-) -> list[CaseResult]:
-    out = []
-    for case, dtype in todo:
-        out.append(check_golden(adapter, case, dtype))
-        progress.update(f"{adapter.name} {case.name} {dtype}")
-    return out
+def _limit(value: float | None, unit: str) -> str:
+    if value is None:
+        return "none"
+    return format_bytes(value) if unit == "bytes" else f"{value:g} {unit}"
+
+
+def _settings(args: argparse.Namespace, options: Options) -> dict[str, Any]:
+    return {
+        "backend": args.backend,
+        "impl": args.impl,
+        "dtypes": options.dtypes,
+        "device": args.device,
+        "properties": args.properties,
+        "max_examples": options.max_examples if args.properties else None,
+        "case_timeout": args.case_timeout,
+        "memory_limit_bytes": options.memory_limit,
+        "default_memory_limit_bytes": default_memory_limit(),
+        "skipped_tiers": list(options.skipped),
+    }
+
+
+def _extra(manifest: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    return {
+        "suite_version": golden.SUITE_VERSION,
+        "spec_version": bogc_ref.SPEC_VERSION,
+        "golden_spec_version": manifest.get("spec_version"),
+        "reference_version": bogc_ref.__version__,
+        "tolerances": describe(),
+        "platform": {
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "machine": platform.machine(),
+        },
+        "seconds": elapsed,
+        "process_model": "each candidate in its own worker process (bogc_ref.conformance.worker)",
+    }
 
 
 def run_vectors(args: argparse.Namespace) -> int:

@@ -412,7 +412,8 @@ def check_bad_input(impl: Any, entry: BadInput, dtype: str) -> str:
             return f"expected {wanted} naming {entry.argument!r}; {describe_exception(exc)}"
         if entry.argument not in _message(exc):
             return (
-                f"raised {type(exc).__name__} as required, but the message does not name "
+                f"raised {getattr(exc, 'type_name', type(exc).__name__)} as required, but the "
+                "message does not name "
                 f"{entry.argument!r}: {_message(exc).splitlines()[0] if _message(exc) else ''}"
             )
         return ""

@@ -762,7 +762,8 @@ def dempster_combine_total_conflict(impl: Any, example: Example) -> None:
             "dempster_combine_total_conflict",
             impl,
             conflict,
-            f"total conflict raised {type(exc).__name__}: {exc}, expected ValueError",
+            f"total conflict raised {getattr(exc, 'type_name', type(exc).__name__)}: {exc}, "
+            "expected ValueError",
         ) from None
     raise fail(
         "dempster_combine_total_conflict",

@@ -1,5 +1,13 @@
 """Finding the implementations to verify: ``--impl MODULE:ATTR | FILE.py:ATTR`` and ``--backend``.
 
+A candidate is named by a spec string, ``"backend:NAME[@DEVICE]"`` or
+``"impl:MODULE[:ATTR]"`` / ``"impl:FILE.py[:ATTR]"``. :func:`check_spec` runs in the
+harness and refuses what it can tell is wrong without importing anything (an unknown
+backend, a file that does not exist) and makes file paths absolute;
+:func:`load_candidate` runs in the candidate's worker process and imports it;
+:func:`open_candidate` starts that process and returns the
+:class:`~bogc_ref.conformance.adapter.Adapter` that talks to it.
+
 ``--backend numpy`` is the reference module :mod:`bogc_ref` itself. Other backends come
 from ``bogc_ref.backends.get_backend(name, device=None)`` and
 ``bogc_ref.backends.available_backends()`` when that registry exists. Every way of naming
@@ -61,7 +69,7 @@ def load_impl(spec: str) -> tuple[Any, str]:
     target, _, attr = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if not target:
         raise UsageError(f"--impl: {spec!r} has no module or file before ':'")
-    is_file = target.endswith(".py") or "/" in target or "\\" in target
+    is_file = _is_file(target)
     obj = _load_file(Path(target).expanduser()) if is_file else _load_module(target)
     for part in [p for p in attr.split(".") if p]:
         if not hasattr(obj, part):
@@ -127,22 +135,92 @@ def load_backend(name: str, device: str | None = None) -> Any:
         ) from exc
 
 
-def open_candidate(spec: str, timeout: float | None = None) -> Any:
-    """An :class:`~bogc_ref.conformance.adapter.Adapter` from a spec string.
+def _split(spec: str) -> tuple[str, str]:
+    kind, _, rest = spec.partition(":")
+    if kind not in ("backend", "impl"):
+        raise UsageError(f"candidate spec {spec!r}: expected 'backend:NAME' or 'impl:MODULE:ATTR'")
+    return kind, rest
+
+
+def check_spec(spec: str) -> str:
+    """``spec`` with a file path made absolute, after the checks that need no import.
+
+    Raises :class:`UsageError` for an unknown backend, a numpy backend on another device
+    than the cpu, or an ``--impl`` file that does not exist.
+    """
+    kind, rest = _split(spec)
+    if kind == "backend":
+        name, _, device = rest.partition("@")
+        if name == "numpy" and device not in ("", "cpu"):
+            raise UsageError(f"--device: the numpy backend runs on the cpu only, got {device!r}")
+        if name != "numpy" and _registry() is None:
+            raise UsageError(
+                f"--backend: {name!r} is not available: the backend registry "
+                "bogc_ref.backends.get_backend is not installed in this build"
+            )
+        if name not in available_backends():
+            raise UsageError(
+                f"--backend: {name!r} is not available on this machine "
+                f"(available: {', '.join(available_backends())})"
+            )
+        return spec
+    if not rest:
+        raise UsageError("--impl: empty; expected MODULE:ATTR or FILE.py:ATTR")
+    target, _, attr = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    if not target:
+        raise UsageError(f"--impl: {rest!r} has no module or file before ':'")
+    if not _is_file(target):
+        return spec
+    path = Path(target).expanduser()
+    if not path.is_file():
+        raise UsageError(f"--impl: file {str(path)!r} does not exist")
+    return f"impl:{path.resolve()}" + (f":{attr}" if attr else "")
+
+
+def _is_file(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def load_candidate(spec: str) -> Any:
+    """The candidate object a spec names (imports it: call this in the worker process)."""
+    kind, rest = _split(spec)
+    if kind == "backend":
+        name, _, device = rest.partition("@")
+        return load_backend(name, device or None)
+    return load_impl(rest)[0]
+
+
+def open_candidate(
+    spec: str,
+    timeout: float | None = None,
+    *,
+    memory_limit: int | str | None = "default",
+    name: str | None = None,
+) -> Any:
+    """A started and loaded :class:`~bogc_ref.conformance.adapter.Adapter` for ``spec``.
 
     ``"backend:NAME"`` or ``"backend:NAME@DEVICE"`` for a bundled backend,
     ``"impl:MODULE:ATTR"`` or ``"impl:FILE.py:ATTR"`` for any other implementation.
-    Reproduction snippets in the report use this form.
+    The candidate runs in its own process; ``timeout`` limits each call (seconds, None:
+    none) and ``memory_limit`` its memory (bytes, None: none; "default": a fraction of
+    this machine's memory, see :func:`~bogc_ref.conformance.runtime.default_memory_limit`).
+    Close it with ``adapter.close()`` (or a ``with`` block); it is closed at exit otherwise.
+    Reproduction snippets in the report use this function.
     """
     from .adapter import Adapter
+    from .runtime import default_memory_limit
 
-    kind, _, rest = spec.partition(":")
-    if kind == "backend":
-        name, _, device = rest.partition("@")
-        obj = load_backend(name, device or None)
-        label = name if not device else f"{name}@{device}"
-        return Adapter(obj, name=label, spec=spec, timeout=timeout)
-    if kind == "impl":
-        obj, label = load_impl(rest)
-        return Adapter(obj, name=label, spec=spec, timeout=timeout)
-    raise UsageError(f"candidate spec {spec!r}: expected 'backend:NAME' or 'impl:MODULE:ATTR'")
+    limit = default_memory_limit() if memory_limit == "default" else memory_limit
+    adapter = Adapter(
+        check_spec(spec),
+        name=name,
+        timeout=timeout,
+        memory_limit=limit if not isinstance(limit, str) else None,
+    )
+    adapter.start()
+    try:
+        adapter.wait_loaded()
+    except BaseException:
+        adapter.close()
+        raise
+    return adapter

@@ -18,6 +18,7 @@ from .._linalg import cholesky_jittered
 from .._softmax_head import _gradients
 from .adapter import Adapter
 from .compare import Comparison, compare_array, failed, merge, plain
+from .errors import CandidateProblem
 from .golden import GoldenCase, output_fields
 from .runtime import CaseTimeout
 from .tolerances import (
@@ -39,8 +40,7 @@ class CaseResult:
     ``ratio`` is the error in units of the tolerance (at most 1 passes; for a statistical
     check, the largest standardised difference over its bound); ``bound`` says in words
     what the check was held to. ``tier`` is the tier it belongs to ("golden", "fresh",
-    "statistical", "laws", "contract"); ``counted`` is False only for a contract entry
-    the reference itself does not meet yet (reported, not part of the verdict).
+    "statistical", "laws", "contract").
     """
 
     name: str
@@ -57,7 +57,6 @@ class CaseResult:
     tier: str = "golden"
     ratio: float = float("nan")
     bound: str = ""
-    counted: bool = True
 
 
 def _reduction_length(case: GoldenCase) -> int:
@@ -115,6 +114,8 @@ def _atol(case: GoldenCase, field: str, dtype: str, rtol: float, ref: np.ndarray
 
 def describe_exception(exc: BaseException) -> str:
     """One line: the exception type, its message and where in the candidate it came from."""
+    if isinstance(exc, CandidateProblem):  # raised, died, timed out, broke the contract
+        return exc.describe()
     if isinstance(exc, CaseTimeout):
         return f"timeout: {exc}"
     frames = traceback.extract_tb(exc.__traceback__)
@@ -149,7 +150,7 @@ def compare_result(case: GoldenCase, dtype: str, result: Any) -> Comparison:
     single output, the array). The Comparison prints ``ok``, the worst errors, ``ratio``
     (error in units of the tolerance) and, on failure, where and by how much.
     """
-    from .adapter import convert_result
+    from .convert import convert_result
 
     converted = convert_result(case.function, result)
     return _compare_fields(case, dtype, case_rtol(case, dtype), converted)

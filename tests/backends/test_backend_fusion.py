@@ -6,6 +6,7 @@ path: the backends compute in the input precision with a different (fused) algor
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -203,14 +204,24 @@ RANGE_KWARGS = [
 ]
 
 
+@pytest.fixture(scope="module")
+def torch_candidate() -> Iterator[Any]:
+    """The torch backend as the conformance harness sees it (one worker process)."""
+    from bogc_ref.conformance.loading import open_candidate
+
+    with open_candidate("backend:torch@cpu") as candidate:
+        yield candidate
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("kwargs", RANGE_KWARGS, ids=lambda k: ",".join(map(str, k.items())))
-def test_calibrate_over_the_whole_spec_range(dtype: str, kwargs: dict[str, Any]) -> None:
+def test_calibrate_over_the_whole_spec_range(
+    torch_candidate: Any, dtype: str, kwargs: dict[str, Any]
+) -> None:
     """Every output against the reference under the conformance tolerances (law
     ``calibrate_matches_reference``), precisions log-uniform over the spec's range, with
     every special kind of dimension. p = 1 takes the variance-ratio path of pass 2."""
     from bogc_ref.conformance import laws
-    from bogc_ref.conformance.loading import open_candidate
 
     span = 30 if dtype == "float64" else 15
     rng = np.random.default_rng(11)
@@ -219,4 +230,4 @@ def test_calibrate_over_the_whole_spec_range(dtype: str, kwargs: dict[str, Any])
     mask = _special_dims(var, mean)
     example = laws.Example("calibrate", {"mean": mean, "var": var, "mask": mask},
                            ("mean", "var"), dict(kwargs))  # fmt: skip
-    laws.calibrate_matches_reference(open_candidate("backend:torch@cpu"), example)
+    laws.calibrate_matches_reference(torch_candidate, example)

@@ -57,7 +57,7 @@ def test_wrong_implementation_is_rejected(
     assert verdict.startswith("verdict: FAIL")
     for stage in stages:
         assert stage in verdict
-        assert f"FAIL [{stage} {dtype}]" in out
+        assert re.search(rf"FAIL \[{stage} {dtype}\] \S+ \(golden\)", out)
     assert case in out
     # The stages the bug does not touch still pass.
     untouched = {"stage1", "stage2", "stage3", "calibrate"} - set(stages)
@@ -131,8 +131,8 @@ def test_misbehaving_candidate_fails_case_by_case(capsys: pytest.CaptureFixture[
     assert "shape (1, 3), expected (5, 3)" in out  # linear_head_moments
     # The run went on: later calibrate cases were still checked and passed.
     # (17 golden and 5 fresh calibrate cases in float32; only cal_M1_D1 hangs)
-    assert re.search(r"calibrate +golden +float32 +16/17 ", out)
-    assert re.search(r"calibrate +fresh +float32 +5/5 ", out)
+    assert re.search(r"golden +calibrate +float32 +16/17 ", out)
+    assert re.search(r"fresh +calibrate +float32 +5/5 ", out)
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,16 @@ def test_misbehaving_candidate_fails_case_by_case(capsys: pytest.CaptureFixture[
         ["--impl", "no_such_module_xyz:impl"],
         ["--impl", "bogc_ref:no_such_attribute"],
         ["--impl", "/nonexistent/dir/impl.py:impl"],
-        ["--max-examples", "0"],
+        ["--max-examples", "0", "--properties"],
+        ["--max-examples", "5"],  # without --properties
+        ["--json", "/nonexistent/dir/report.json"],
+        ["--impl", "bogc_ref", "--device", "cuda"],
+        ["--case-timeout", "-1"],
+        ["--case-timeout", "nan"],
+        ["--memory-limit", "lots"],
+        ["--memory-limit=-1G"],
+        [f"--skip-tier={t}" for t in ("golden", "fresh", "statistical", "contract")],
+        ["--impl", f"{HERE / 'hostile' / 'near_miss.py'}"],
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
@@ -153,6 +162,38 @@ def test_usage_errors_exit_2_with_one_line(
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert err.startswith("bogc-ref verify: error: ")
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@pytest.mark.skipif(_cuda_available(), reason="CUDA is available here")
+def test_device_cuda_without_cuda_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "--backend", "torch", "--device", "cuda")
+    assert code == 2 and out == ""
+    assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
+
+
+def test_near_misses_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "--impl", str(HERE / "hostile" / "near_miss.py"))
+    assert code == 2
+    assert "calibrate_grad (for calibrate?)" in err and "Evidence (for evidence?)" in err
+
+
+def test_json_path_is_resolved_before_the_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "--backend", "numpy", "--dtype", "float64", "--json", "r.json")
+    assert code == 0, out
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["verdict"] == out.strip().splitlines()[-1]
+    assert report["settings"]["memory_limit_bytes"] > 0
 
 
 def test_explicit_backend_without_registry_is_a_usage_error(
@@ -189,8 +230,11 @@ def test_properties_pass_on_reference_and_catch_a_wrong_candidate(
     args = ("--dtype", "float64", "--properties", "--max-examples", "5")
     code, out, _ = run(capsys, "--backend", "numpy", *args)
     assert code == 0, out
-    assert re.search(r"calibrate +law +float64", out)
+    row = re.search(r"laws +calibrate +float64 +(\d+)/(\d+) +(\d+) laws, (\d+) examples", out)
+    assert row is not None, out
+    n_passed, n_laws, n_named, examples = (int(g) for g in row.groups())
+    assert n_passed == n_laws == n_named >= 9 and examples == 5 * n_laws
     code, out, _ = run(capsys, "--impl", f"{WRONG / 'prior_weight_one.py'}:impl", *args)
     assert code == 1
-    assert "FAIL [calibrate float64] calibrate_bayes_identity" in out
+    assert "FAIL [calibrate float64] calibrate_bayes_identity (law)" in out
     assert "reproduce:" in out and "open_candidate(" in out
