@@ -51,7 +51,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._backend import spec_functions
+from ._backend import spec_functions, training_calibrate, unchecked_stage1
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -176,6 +176,10 @@ class RepresentationAggregator:
                 f"targets: expected one target tensor per source ({len(self.sources)}), "
                 f"got {len(targets)}"
             )
+        targets = [
+            _check_target(src, target, m, n_rows, h.dtype)
+            for m, (src, target) in enumerate(zip(self.sources, targets, strict=True))
+        ]
         refresh = self.step % self.refresh_every == 0
         mean = h.new_zeros((n_rows, len(self.sources), dim))
         var = torch.full_like(mean, float("inf"))
@@ -196,7 +200,7 @@ class RepresentationAggregator:
     def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
         mean, var, present = self.moments(h, targets, mask)
-        return self._bogc.calibrate(mean, var, mask=present, **self.calibrate_kwargs)
+        return training_calibrate(mean, var, mask=present, **self.calibrate_kwargs)
 
     def backward(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """Back-propagate :math:`\\hat g_b / B` into what produced ``h``; return the Calibration."""
@@ -211,9 +215,10 @@ class RepresentationAggregator:
 
     # -- internals -------------------------------------------------------------------------
 
+    # The posteriors and moments below run the torch backend's stage-1 code without its
+    # input checks: h and the targets were checked once in ``moments``, and the posteriors
+    # are this class's own (symmetric by construction, finite when their inputs are).
     def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
-        if target.is_floating_point():
-            target = target.to(h_m.dtype)
         h_fit, t_fit = h_m[rows], target[rows]
         if self.distributed:
             from .distributed import gather_rows, is_distributed
@@ -224,27 +229,45 @@ class RepresentationAggregator:
             return None
         n_cols = h_m.shape[1] + 1
         k = src.head.out_features
-        zeros = h_m.new_zeros((k, n_cols))
+        f64 = torch.float64
+        zeros = h_fit.new_zeros((k, n_cols), dtype=f64)
+        stage1 = unchecked_stage1()
         if src.kind == "linear":
-            precision = torch.eye(n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
-            return self._bogc.linear_head_posterior(
-                h_fit, t_fit, prior_mean=zeros, prior_precision=precision, noise_var=self.noise_var
+            precision = torch.eye(n_cols, dtype=f64, device=h_m.device) / self.prior_var
+            mean, cov = stage1.linear_head_posterior(
+                h_fit.to(f64), t_fit.to(f64), zeros, precision, self.noise_var
             )
-        precision = torch.eye(k * n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
-        w = head_matrix(src.head).to(h_m.dtype)
-        return self._bogc.softmax_head_laplace(
-            h_fit, t_fit, w, prior_mean=zeros, prior_precision=precision
-        )
+            return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype).expand(k, *cov.shape))
+        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
+        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
+        one_hot = nn.functional.one_hot(t_fit, k).to(f64)
+        mean, cov = stage1.softmax_head_laplace(h_fit.to(f64), one_hot, w, zeros, precision)
+        return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype))
 
     def _source_moments(self, src: Source, h_m: Tensor, target: Tensor, post: Any) -> Any:
+        stage1 = unchecked_stage1()
         if src.kind == "linear":
-            target = target.to(h_m.dtype)
-            return self._bogc.linear_head_moments(h_m, target, post.mean, post.cov)
+            return _Posterior(*stage1.linear_head_moments(h_m, target, post.mean, post.cov))
         if self.softmax_moments == "linearized":
-            return self._bogc.softmax_head_moments_linearized(h_m, target, post.mean, post.cov)
+            one_hot = nn.functional.one_hot(target, post.mean.shape[0]).to(h_m.dtype)
+            return _Posterior(
+                *stage1.softmax_head_moments_linearized(h_m, one_hot, post.mean, post.cov)
+            )
         return self._bogc.softmax_head_moments(
             h_m, target, post.mean, post.cov, n_samples=self.n_samples, seed=self.seed + self.step
         )
+
+
+@dataclass(frozen=True)
+class _Posterior:
+    """A (mean, cov) or (mean, var) pair the aggregator computed itself (named fields)."""
+
+    mean: Tensor
+    cov: Tensor
+
+    @property
+    def var(self) -> Tensor:
+        return self.cov
 
 
 def _check_h(h: Tensor) -> tuple[int, int]:
@@ -252,7 +275,44 @@ def _check_h(h: Tensor) -> tuple[int, int]:
         raise ValueError(f"h: expected 2 dimensions (B, D), got shape {tuple(h.shape)}")
     if h.shape[0] < 1:
         raise ValueError(f"h: expected at least one row, got shape {tuple(h.shape)}")
+    if not h.is_floating_point():
+        raise TypeError(f"h: expected a floating-point tensor, got dtype {h.dtype}")
+    bad = ~torch.isfinite(h.detach())
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
     return int(h.shape[0]), int(h.shape[1])
+
+
+def _check_target(src: Source, target: Tensor, m: int, n_rows: int, dtype: torch.dtype) -> Tensor:
+    """The target of source m, checked once per call: float (B, K) finite targets for a
+    linear head (cast to ``dtype``), integer labels (B,) in [0, K) for a softmax head."""
+    k = src.head.out_features
+    name = f"targets[{m}]"
+    if src.kind == "linear":
+        if not target.is_floating_point() or tuple(target.shape) != (n_rows, k):
+            raise ValueError(
+                f"{name}: expected float targets of shape ({n_rows}, {k}) (B, K) for a linear "
+                f"head, got dtype {target.dtype} and shape {tuple(target.shape)}"
+            )
+        bad = ~torch.isfinite(target)
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name}: not finite at index {index} (shape {tuple(target.shape)})")
+        return target.to(dtype)
+    if target.is_floating_point() or target.dtype == torch.bool or tuple(target.shape) != (n_rows,):
+        raise ValueError(
+            f"{name}: expected integer labels of shape ({n_rows},) (B,) for a softmax head, "
+            f"got dtype {target.dtype} and shape {tuple(target.shape)}"
+        )
+    bad = (target < 0) | (target >= k)
+    if bool(bad.any()):
+        index = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{name}: label {int(target[index])} at index {index} is outside [0, {k}) "
+            f"(shape {tuple(target.shape)})"
+        )
+    return target.long()
 
 
 def _check_mask(mask: Tensor | None, n_rows: int, n_sources: int, device: torch.device) -> Tensor:
