@@ -220,7 +220,23 @@ def softmax_head_laplace(
         n_classes, n_classes, width, width
     )
     precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
-    grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
     chol = cholesky_jittered(xp, precision, "Laplace precision P0 + GGN")
     mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
     return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
+
+
+def laplace_gradient(h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: Any) -> Any:
+    """∇_θ [Σ_b CE_b + ½(θ − m0)ᵀP0(θ − m0)] = vec((P − Y)ᵀH̃) + P0 vec(θ − m0), θ row-major."""
+    return ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+
+
+def laplace_mean_with_covariance(
+    xp: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any, cov: Any
+) -> Any:
+    """The Laplace mean θ − Σ∇ (the Newton step of ``softmax_head_laplace``) at new weights
+    θ with a given covariance Σ (an earlier fit's): O(B K (D+1) + K²(D+1)²), no solve."""
+    h_tilde = augmented(xp, h)
+    p = softmax(xp, h_tilde @ theta.T)
+    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
+    return (theta.reshape(-1) - cov @ grad).reshape(theta.shape)

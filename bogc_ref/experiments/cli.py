@@ -38,6 +38,9 @@ def register(subparsers: Any) -> None:
     mv.add_argument("--noise-std", type=float, default=None, help="noise on noisy views (3.0)")
     mv.add_argument("--conditions", nargs="+", default=None, help="clean noisy missing")
     mv.add_argument("--threads", type=int, default=None, help="torch threads (1)")
+    mv.add_argument(
+        "--refresh-every", type=int, default=None, help="steps between posterior refits (10)"
+    )
     mv.set_defaults(func=_run_mvlearn)
 
 
@@ -79,7 +82,7 @@ def _run_mvlearn(args: argparse.Namespace) -> int:
         **_options(
             args,
             QUICK_MVLEARN,
-            ("seeds", "epochs", "noise_std", "conditions", "threads", "methods"),
+            ("seeds", "epochs", "noise_std", "conditions", "threads", "methods", "refresh_every"),
         )
     )
     result = run(cfg, args.out, show_progress=not args.no_progress)

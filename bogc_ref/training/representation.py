@@ -21,10 +21,20 @@ Each step, for each source m and sample b, stage 1 of the spec gives the mean an
 (bias included), i.e. ``prior_mean = 0`` and ``prior_precision = I / prior_var``; linear heads
 also take the noise variance ``noise_var`` (default 1).
 
-**Refresh policy.** The posteriors are recomputed from the current batch's *detached*
+**Refresh policy.** The posteriors are fitted on the current batch's *detached*
 representation (the rows where the source is present), the batch's targets and, for softmax
-heads, the head's current weights, every ``refresh_every`` calls (default 1: every step). In
-between, the cached posterior is reused (its moments are still evaluated at the new ``h``).
+heads, the head's current weights, every ``refresh_every`` calls (default 10). In between, the
+fitted covariance is reused, and a softmax head's mean is moved every step to the Newton step
+of the spec's Laplace fit from the head's current weights on the current batch,
+:math:`\mu = \theta - \Sigma\,\nabla_\theta[\sum_b \mathrm{CE}_b + \tfrac12(\theta-m_0)^\top
+P_0(\theta-m_0)]` with the cached :math:`\Sigma`; a linear head's conjugate posterior is
+reused whole. ``refresh_every=1`` is the spec's posterior at every step.
+
+Cost per step, for a softmax head of K classes on D columns (batch B): the linearized
+moments, :math:`O(BK^2(D+1)^2)` (one matrix product), and the mean update,
+:math:`O(BK(D+1) + K^2(D+1)^2)`; every ``refresh_every`` steps the fit adds the GGN,
+:math:`O(BK^2(D+1)^2)`, and the Cholesky factor and inverse, :math:`O(K^3(D+1)^3)`. A window
+of R steps between refits costs one fit plus R moment evaluations: linear in R.
 Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
 gathered from every rank (see :mod:`bogc_ref.training.distributed`), so each rank uses
 the same, global posterior.
@@ -103,7 +113,9 @@ class RepresentationAggregator:
         sources: the M sources (heads, kinds, reaches).
         prior_var: variance of the prior :math:`N(0, \\texttt{prior\\_var}\\,I)` over each head.
         noise_var: noise variance :math:`\\sigma^2` of the linear heads' likelihood.
-        refresh_every: recompute the posteriors every this many calls (1 = every step).
+        refresh_every: refit the posteriors every this many calls (1 = every step; in
+            between a softmax head's mean follows its current weights, see the module
+            docstring).
         softmax_moments: ``"linearized"`` (deterministic, default) or ``"mc"``.
         n_samples: Monte Carlo draws for ``"mc"``; the seed is ``seed + step``.
         distributed: fit the posteriors on the batch gathered from every rank when
@@ -121,7 +133,7 @@ class RepresentationAggregator:
         *,
         prior_var: float = 1.0,
         noise_var: float = 1.0,
-        refresh_every: int = 1,
+        refresh_every: int = 10,
         softmax_moments: Literal["linearized", "mc"] = "linearized",
         n_samples: int = 64,
         seed: int = 0,
@@ -188,6 +200,8 @@ class RepresentationAggregator:
             h_m = h[:, cols]
             if refresh or self._posteriors[m] is None:
                 self._posteriors[m] = self._posterior(src, h_m, target, present[:, m])
+            elif src.kind == "softmax":
+                self._posteriors[m] = self._newton_mean(m, h_m, target, present[:, m])
             post = self._posteriors[m]
             if post is None:  # no present row anywhere: the source stays vacuous
                 continue
@@ -218,13 +232,39 @@ class RepresentationAggregator:
     # The posteriors and moments below run the torch backend's stage-1 code without its
     # input checks: h and the targets were checked once in ``moments``, and the posteriors
     # are this class's own (symmetric by construction, finite when their inputs are).
-    def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+    def _fit_rows(self, h_m: Tensor, target: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The present rows of h_m and the target, gathered over ranks under DDP."""
         h_fit, t_fit = h_m[rows], target[rows]
         if self.distributed:
             from .distributed import gather_rows, is_distributed
 
             if is_distributed():
                 h_fit, t_fit = gather_rows(h_fit), gather_rows(t_fit)
+        return h_fit, t_fit
+
+    def _newton_mean(self, m: int, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+        """Source m's cached softmax posterior with its mean moved to the Newton step from
+        the head's current weights on this batch (``laplace_mean_with_covariance``)."""
+        src, post = self.sources[m], self._posteriors[m]
+        h_fit, t_fit = self._fit_rows(h_m, target, rows)
+        if post is None or h_fit.shape[0] == 0:
+            return post
+        f64 = torch.float64
+        k, n_cols = post.mean.shape
+        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
+        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
+        mean = unchecked_stage1().laplace_mean_with_covariance(
+            h_fit.to(f64),
+            nn.functional.one_hot(t_fit, k).to(f64),
+            w,
+            torch.zeros_like(w),
+            precision,
+            post.cov.to(f64),
+        )
+        return _Posterior(mean.to(h_m.dtype), post.cov)
+
+    def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+        h_fit, t_fit = self._fit_rows(h_m, target, rows)
         if h_fit.shape[0] == 0:
             return None
         n_cols = h_m.shape[1] + 1
