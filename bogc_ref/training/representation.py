@@ -196,7 +196,14 @@ class RepresentationAggregator:
         mean = h.new_zeros((n_rows, len(self.sources), dim))
         var = torch.full_like(mean, float("inf"))
         for m, (src, target) in enumerate(zip(self.sources, targets, strict=True)):
-            cols = src.columns(dim).to(h.device)
+            # A slice (or all columns) indexes by view; an index list by a gather.
+            cols: slice | Tensor = (
+                src.reach
+                if isinstance(src.reach, slice)
+                else slice(None)
+                if src.reach is None
+                else src.columns(dim).to(h.device)
+            )
             h_m = h[:, cols]
             if refresh or self._posteriors[m] is None:
                 self._posteriors[m] = self._posterior(src, h_m, target, present[:, m])
