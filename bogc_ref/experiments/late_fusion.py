@@ -57,7 +57,7 @@ class LateFusionConfig:
     noisy_views: tuple[int, ...] = (1, 3)
     missing_fraction: float = 0.5
     prior_var: float = 1.0
-    refresh_every: int = 10
+    refresh_every: int = 1
     max_samples: int | None = None
     threads: int = 1
     conditions: tuple[str, ...] = CONDITIONS

@@ -23,7 +23,7 @@ also take the noise variance ``noise_var`` (default 1).
 
 **Refresh policy.** The posteriors are fitted on the current batch's *detached*
 representation (the rows where the source is present), the batch's targets and, for softmax
-heads, the head's current weights, every ``refresh_every`` calls (default 10). In between, the
+heads, the head's current weights, every ``refresh_every`` calls (default 5). In between, the
 fitted covariance is reused, and a softmax head's mean is moved every step to the Newton step
 of the spec's Laplace fit from the head's current weights on the current batch,
 :math:`\mu = \theta - \Sigma\,\nabla_\theta[\sum_b \mathrm{CE}_b + \tfrac12(\theta-m_0)^\top
@@ -133,7 +133,7 @@ class RepresentationAggregator:
         *,
         prior_var: float = 1.0,
         noise_var: float = 1.0,
-        refresh_every: int = 10,
+        refresh_every: int = 5,
         softmax_moments: Literal["linearized", "mc"] = "linearized",
         n_samples: int = 64,
         seed: int = 0,
@@ -354,9 +354,9 @@ def _check_target(src: Source, target: Tensor, m: int, n_rows: int, dtype: torch
         )
     bad = (target < 0) | (target >= k)
     if bool(bad.any()):
-        index = int(bad.nonzero()[0, 0])
+        first = int(bad.nonzero()[0, 0])
         raise ValueError(
-            f"{name}: label {int(target[index])} at index {index} is outside [0, {k}) "
+            f"{name}: label {int(target[first])} at index {first} is outside [0, {k}) "
             f"(shape {tuple(target.shape)})"
         )
     return target.long()
