@@ -77,9 +77,8 @@ def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> 
     mu64 = mu.astype(np.float64)
     cov64 = cov.astype(np.float64)
     rho = h_tilde @ mu64.T - y_arr  # (B, K)
-    # Σ_k h̃_b for every b and k, (B, K, D+1): one matrix product H̃ Σ_kᵀ per output.
-    sigma_h = np.stack([h_tilde @ cov_k.T for cov_k in cov64], axis=1)
-    s2 = np.einsum("bki,bi->bk", sigma_h, h_tilde)  # h̃ᵀΣ_k h̃, (B, K)
+    sigma_h = np.einsum("kij,bj->bki", cov64, h_tilde)  # Σ_k h̃, (B, K, D+1)
+    s2 = np.einsum("bki,bi->bk", sigma_h, h_tilde)  # (B, K)
     c = sigma_h[..., :dim]  # (B, K, D)
     a = mu64[:, :dim]  # (K, D)
     sigma2 = np.diagonal(cov64, axis1=1, axis2=2)[:, :dim]  # (K, D)
