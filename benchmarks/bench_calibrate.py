@@ -65,6 +65,9 @@ class Calibrate:
     param_names = ("backend", "M", "D", "mode")
     rounds = 1
     timeout = 600.0
+    #: One process per case (asv's default is 2): these cases take seconds a call, and
+    #: a second process doubled the suite's share of a full run.
+    processes = 1
 
     def setup(self, label: str, m: int, d: int, mode: str) -> None:
         self.backend, self.mean, self.var = _case(label, m, d, mode)
