@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup verify test test-lowest lint docs bench-check clean
+.PHONY: setup verify test test-lowest lint docs bench-check bench bench-quick clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,21 @@ docs: $(STAMP)
 ## asv's own consistency check of the benchmark suite (no timing).
 bench-check: $(STAMP)
 	$(BIN)/asv check --python=same --config benchmarks/asv.conf.json
+
+## asv refuses to run until the machine is described (~/.asv-machine.json); every asv
+## target below records it first (`asv machine --yes`: the defaults), so a fresh clone
+## needs nothing else.
+ASV := cd benchmarks && ../$(BIN)/asv
+ASV_MACHINE := $(ASV) machine --yes --config asv.conf.json >/dev/null
+
+## Time the working tree in the current environment (under 10 minutes on 2 cores).
+## Pass asv options in ASV_ARGS, e.g. make bench ASV_ARGS="--bench calibrate".
+bench: $(STAMP)
+	$(ASV_MACHINE) && ../$(BIN)/asv run --python=same --config asv.conf.json $(ASV_ARGS)
+
+## One sample per case: a smoke run of the whole suite.
+bench-quick: $(STAMP)
+	$(ASV_MACHINE) && ../$(BIN)/asv run --python=same --quick --config asv.conf.json $(ASV_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check bogc_ref backends tests benchmarks

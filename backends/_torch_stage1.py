@@ -95,3 +95,19 @@ def softmax_head_laplace(
     (float64 inputs; ``bogc_ref.softmax_head_laplace``)."""
     out: Pair = xs.softmax_head_laplace(namespace_of(h), TorchLinalg, h, targets, theta, m0, p0)
     return out
+
+
+def laplace_mean_with_covariance(
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    theta: torch.Tensor,
+    m0: torch.Tensor,
+    p0: torch.Tensor,
+    cov: torch.Tensor,
+) -> torch.Tensor:
+    r"""θ − Σ∇ at weights θ with a cached Laplace covariance Σ (not a spec function: the
+    training integration's refresh policy; ``_xp_stage1.laplace_mean_with_covariance``)."""
+    out: torch.Tensor = xs.laplace_mean_with_covariance(
+        namespace_of(h), h, targets, theta, m0, p0, cov
+    )
+    return out

@@ -93,6 +93,11 @@ class TorchLinalg:
         """``scipy.linalg.solve_triangular(a, b, lower=lower)``."""
         return torch.linalg.solve_triangular(a, b, upper=not lower)
 
+    @staticmethod
+    def cholesky_inverse(chol: torch.Tensor) -> torch.Tensor:
+        """A⁻¹ from the lower Cholesky factor of A (LAPACK ``potri``)."""
+        return torch.cholesky_inverse(chol)
+
 
 def namespace_of(t: torch.Tensor) -> Any:
     """The :class:`TorchNamespace` on ``t``'s device."""

@@ -98,6 +98,21 @@ def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
     return sla.solve_triangular(chol.T, half, lower=False)
 
 
+def cho_inverse(xp: Any, sla: Any, chol: Any) -> Any:
+    """``A⁻¹`` from the lower factor L of A, exactly symmetric.
+
+    A linear-algebra namespace may bring its own inverse from the factor as
+    ``sla.cholesky_inverse`` (torch: LAPACK ``potri``, which computes one triangle of
+    L⁻ᵀL⁻¹ and mirrors it, about half the work of two dense triangular solves against I);
+    otherwise two triangular solves against the identity, symmetrised.
+    """
+    own = getattr(sla, "cholesky_inverse", None)
+    if own is not None:
+        return own(chol)
+    inverse = cho_solve(sla, chol, xp.eye(chol.shape[0], dtype=chol.dtype))
+    return 0.5 * (inverse + inverse.T)
+
+
 def softmax(xp: Any, logits: Any) -> Any:
     """Row softmax over the last axis, shifted by the row maximum.
 
@@ -169,25 +184,37 @@ def softmax_head_moments_linearized(
     """Linearized moments (``bogc_ref.softmax_head_moments_linearized``)."""
     n_classes, width = w_mean.shape
     dim = width - 1
+    n_rows = h.shape[0]
     h_tilde = augmented(xp, h)
-    blocks = w_cov.reshape(n_classes, width, n_classes, width)
     p = softmax(xp, h_tilde @ w_mean.T)
     r = p - targets
     a_weights = w_mean[:, :dim]
     mean = r @ a_weights
-    jac_a = (a_weights.T[None, :, :] - (p @ a_weights)[:, :, None]) * p[:, None, :]
+    jac_a = (a_weights.T[None, :, :] - (p @ a_weights)[:, :, None]) * p[:, None, :]  # (B, D, K)
+    # Σ as blocks[l, i, m, j]; same_dim[l, m, i] = Σ[(l, i), (m, i)] for i < D.
+    blocks = w_cov.reshape(n_classes, width, n_classes, width)
     same_dim = xp.diagonal(blocks[:, :dim, :, :dim], axis1=1, axis2=3)  # (K, K, D)
-    term1 = xp.einsum("bl,bm,lmi->bi", r, r, same_dim)
-    cross = xp.einsum("limj,bj->blim", blocks[:, :dim, :, :], h_tilde)
-    term2 = 2.0 * xp.einsum("bl,bim,blim->bi", r, jac_a, cross)
-    # h̃ = s ĥ, s = max|h̃_b| >= 1: quad = s² ĥᵀΣĥ with s folded into A (as the reference),
-    # so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
+    term1 = (r[:, :, None] * r[:, None, :]).reshape(n_rows, n_classes * n_classes) @ (
+        same_dim.reshape(n_classes * n_classes, dim)
+    )
+    # h̃ = s ĥ, s = max|h̃_b| >= 1: the contractions use ĥ and s is folded in afterwards (as
+    # the reference), so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
     size = xp.amax(abs(h_tilde), axis=1)
     unit = h_tilde / size[:, None]
-    sigma_h = xp.einsum("ljmk,bk->bljm", blocks, unit)
-    quad = xp.einsum("bj,bljm->blm", unit, sigma_h)
+    # The one large contraction, a single matrix product:
+    # sigma_h[b, l, j, m] = Σ_k Σ[(l, j), (m, k)] ĥ_bk, i.e. (I_K ⊗ ĥ_b) applied to Σ's columns.
+    sigma_h = (unit @ w_cov.reshape(n_classes * width, width).T).reshape(
+        n_rows, n_classes, width, n_classes
+    )
+    # quad[b, l, m] = ĥ_bᵀ Σ_lm ĥ_b and along_r[b, i, m] = Σ_l r_bl sigma_h[b, l, i, m]:
+    # batched matrix products over the samples, reading sigma_h in its own layout.
+    quad = (unit[:, None, None, :] @ sigma_h)[:, :, 0, :]  # (B, K, K)
+    along_r = (r[:, None, :] @ sigma_h.reshape(n_rows, n_classes, width * n_classes)).reshape(
+        n_rows, width, n_classes
+    )[:, :dim, :]  # (B, D, K)
+    term2 = 2.0 * (jac_a * along_r).sum(axis=2) * size[:, None]
     scaled_a = jac_a * size[:, None, None]
-    term3 = xp.einsum("bil,bim,blm->bi", scaled_a, scaled_a, quad)
+    term3 = ((scaled_a @ quad) * scaled_a).sum(axis=2)
     return mean, xp.maximum(
         term1 + term2 + term3, 0.0
     )  # rounding below 0 is 0, as in the reference
@@ -220,8 +247,7 @@ def linear_head_posterior(
         "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var",
     )
     mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
-    cov = cho_solve(sla, chol, xp.eye(h_tilde.shape[1], dtype=h_tilde.dtype))
-    return mean, 0.5 * (cov + cov.T)
+    return mean, cho_inverse(xp, sla, chol)
 
 
 def softmax_head_laplace(
@@ -245,8 +271,23 @@ def softmax_head_laplace(
         ggn = ggn + curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)
     ggn = ggn.reshape(n_classes, n_classes, width, width)
     precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
-    grad = ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
     chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
     mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
-    cov = cho_solve(sla, chol, xp.eye(n_params, dtype=theta.dtype))
-    return mean.reshape(theta.shape), 0.5 * (cov + cov.T)
+    return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
+
+
+def laplace_gradient(h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: Any) -> Any:
+    """∇_θ [Σ_b CE_b + ½(θ − m0)ᵀP0(θ − m0)] = vec((P − Y)ᵀH̃) + P0 vec(θ − m0), θ row-major."""
+    return ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+
+
+def laplace_mean_with_covariance(
+    xp: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any, cov: Any
+) -> Any:
+    """The Laplace mean θ − Σ∇ (the Newton step of ``softmax_head_laplace``) at new weights
+    θ with a given covariance Σ (an earlier fit's): O(B K (D+1) + K²(D+1)²), no solve."""
+    h_tilde = augmented(xp, h)
+    p = softmax(xp, h_tilde @ theta.T)
+    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
+    return (theta.reshape(-1) - cov @ grad).reshape(theta.shape)

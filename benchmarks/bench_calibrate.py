@@ -7,6 +7,11 @@ non-NumPy backends are called once there first, so that one-off costs (torch.com
 large inputs, allocator warm-up) stay out of the timings.
 peakmem is the process's maximum resident set size: inputs included, host memory only
 (device memory of GPU backends is not counted).
+
+The NumPy reference is timed up to D = 2^20 only (:data:`REFERENCE_MAX_D`): at D = 2^24 it
+takes 9 to 41 s a call, which alone made a full ``asv run`` last a quarter of an hour; its
+cost is linear in D (the roofline script measures it at 2^24 when wanted). The backends
+keep every size.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from ._support import BACKENDS, load_backend, on_gpu, require_memory, synchroniz
 #: reference works in float64 with several (M, D) temporaries; backends in float32.
 BYTES_PER_ELEMENT = {"numpy": 100, "torch": 40, "cupy": 8}
 
+#: The largest D at which the NumPy reference is timed (seconds per call above it).
+REFERENCE_MAX_D = 2**20
+
 _inputs: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
 
 
@@ -28,6 +36,10 @@ def _case(label: str, m: int, d: int, mode: str) -> tuple[Any, Any, Any]:
     key = (label, m, d, mode)
     if key not in _inputs:
         _inputs.clear()
+        if label == "numpy" and d > REFERENCE_MAX_D:
+            raise NotImplementedError(
+                f"calibrate numpy D={d}: the reference is timed up to D = {REFERENCE_MAX_D}"
+            )
         backend = load_backend(label)
         per_element = 8 if on_gpu(backend) else BYTES_PER_ELEMENT.get(backend.name, 100)
         require_memory(per_element * m * d, f"calibrate {label} M={m} D={d}")
@@ -53,6 +65,9 @@ class Calibrate:
     param_names = ("backend", "M", "D", "mode")
     rounds = 1
     timeout = 600.0
+    #: One process per case (asv's default is 2): these cases take seconds a call, and
+    #: a second process doubled the suite's share of a full run.
+    processes = 1
 
     def setup(self, label: str, m: int, d: int, mode: str) -> None:
         self.backend, self.mean, self.var = _case(label, m, d, mode)

@@ -37,6 +37,9 @@ class LinearHeadMoments:
     param_names = ("D", "implementation")
     rounds = 1
     timeout = 300.0
+    #: One process per case (asv's default is 2): these cases take seconds a call, and
+    #: a second process doubled the suite's share of a full run.
+    processes = 1
     repeat = (1, 5, 10.0)
 
     def setup(self, d: int, implementation: str) -> None:

@@ -40,6 +40,9 @@ class SoftmaxMonteCarlo:
     param_names = ("S", "implementation")
     rounds = 1
     timeout = 600.0
+    #: One process per case (asv's default is 2): these cases take seconds a call, and
+    #: a second process doubled the suite's share of a full run.
+    processes = 1
     warmup_time = 0.0
     repeat = (1, 3, 10.0)
     min_run_count = 1

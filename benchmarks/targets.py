@@ -1,6 +1,7 @@
 """The target ratios of the benchmarks issue, measured in one process.
 
-Run from the repository root: ``python benchmarks/targets.py``. Prints, for each target,
+Run from the repository root: ``python benchmarks/targets.py [SECTION ...]`` (all sections
+by default; names in ``SECTIONS``). Prints, for each target,
 the measured figure, the target and MET / MISSED:
 
 1. exact linear-head moments vs the full-covariance baseline at D = 512, B = 128 (K = 1):
@@ -12,7 +13,20 @@ the measured figure, the target and MET / MISSED:
    of the measured copy bandwidth (the faster of NumPy's and torch's copy), counting the
    bytes calibrate must move for its full result, (5M+2)·D·4 (roofline.py); the stricter
    reading with the minimum bytes (3M+1)·D·4 is printed beside it, as are
-   calibrate_grad and the NumPy reference.
+   calibrate_grad and the NumPy reference;
+4. representation level (``RepresentationAggregator``) at the mvlearn defaults: one BOGC
+   step <= 3x a summed-loss step (training_cases.py), and the ratio as the fused head grows
+   and with the refresh interval;
+5. parameter level at P = 74,240: one calibrated step <= 2·M x a summed forward-backward
+   (M = 3), materialising (``calibrated_param_grads``) and factored
+   (``calibrated_linear_grads``);
+6. the NumPy reference's ``linear_head_moments`` at D = 1024 (B = 128, K = 1) within 2x of
+   the same formula through BLAS (baseline_blas_linear_head.py);
+7. validation: share of the torch backend's ``linear_head_moments`` spent in its input
+   checks at D = 1024 (<= 10%).
+
+Ratios [4], [5] and [7] are medians of interleaved calls (a, b, a, b, ...), so that load
+from other processes hits both sides alike.
 """
 
 from __future__ import annotations
@@ -117,6 +131,135 @@ def calibrate_target(m: int = 3, log2_d: int = 24) -> list[str]:
     return lines
 
 
+def interleaved_ratio(
+    slow: Callable[[], Any], fast: Callable[[], Any], repeats: int, warmup: int = 3
+) -> tuple[float, float, float]:
+    """(median time of ``slow``, of ``fast``, their ratio) over interleaved calls."""
+    for _ in range(warmup):
+        slow()
+        fast()
+    t_slow, t_fast = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        slow()
+        t_slow.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fast()
+        t_fast.append(time.perf_counter() - start)
+    a, b = float(np.median(t_slow)), float(np.median(t_fast))
+    return a, b, a / b
+
+
+def representation_target() -> list[str]:
+    from benchmarks.training_cases import late_fusion_case
+
+    lines = ["[4] representation level, mvlearn network (B = 128, M = 7, float64 posteriors):"]
+    import inspect
+
+    from bogc_ref.training.representation import RepresentationAggregator
+
+    default = inspect.signature(RepresentationAggregator).parameters["refresh_every"].default
+    _, _, ratio = interleaved_ratio(late_fusion_case("bogc"), late_fusion_case("plain"), 30)
+    lines.append(
+        f"    default aggregator (refresh_every = {default}), fused K(D+1) = 490: BOGC step / "
+        f"summed step {ratio:.1f}x (target <= 3x): {verdict(ratio <= 3)}"
+    )
+    return lines
+
+
+def representation_growth() -> list[str]:
+    """The representation-level ratio by fused head size and refresh interval."""
+    from benchmarks.training_cases import late_fusion_case
+
+    lines = ["[4b] representation level by fused head size (BOGC step / summed step):"]
+    for refresh in (1, 5, 10):
+        cells = []
+        for rep_dim in (8, 16, 32):
+            plain = late_fusion_case("plain", rep_dim)
+            bogc = late_fusion_case("bogc", rep_dim, refresh_every=refresh)
+            t_bogc, _, ratio = interleaved_ratio(bogc, plain, 20 if rep_dim < 32 else 10)
+            cells.append(f"{10 * (6 * rep_dim + 1)}: {ratio:.1f}x ({t_bogc * 1e3:.1f} ms)")
+        lines.append(f"    refresh_every = {refresh:2d}, by fused K(D+1): " + ", ".join(cells))
+    return lines
+
+
+def parameter_target() -> list[str]:
+    from benchmarks.training_cases import TRUNK_SOURCES, trunk_case
+
+    lines = [f"[5] parameter level, trunk MLP, B = 64, M = {TRUNK_SOURCES} (float32):"]
+    for hidden in (256, 64):
+        plain, n_params = trunk_case("plain", hidden)
+        labels = ["bogc"]
+        try:
+            import bogc_ref.training.linear_moments  # noqa: F401
+
+            labels.append("bogc-factored")
+        except ImportError:
+            pass
+        for label in labels:
+            step, _ = trunk_case(label, hidden)
+            t_bogc, t_plain, ratio = interleaved_ratio(step, plain, 20)
+            bound = 2 * TRUNK_SOURCES
+            name = "materialising" if label == "bogc" else "factored"
+            lines.append(
+                f"    P = {n_params:,} {name}: {t_bogc * 1e3:.1f} ms / summed "
+                f"{t_plain * 1e3:.2f} ms = {ratio:.1f}x (target <= 2M = {bound}x"
+                + (f"): {verdict(ratio <= bound)}" if hidden == 256 else ", P = 74k only)")
+            )
+    return lines
+
+
+def reference_blas_target(d: int = 1024) -> list[str]:
+    from benchmarks.baseline_blas_linear_head import blas_linear_head_moments
+
+    inputs = linear_head_inputs(d)
+    got = bogc_ref.linear_head_moments(*inputs)
+    mean, var = blas_linear_head_moments(*inputs)
+    t_ref = best_seconds(lambda: bogc_ref.linear_head_moments(*inputs), 7)
+    t_blas = best_seconds(lambda: blas_linear_head_moments(*inputs), 7)
+    ratio = t_ref / t_blas
+    diff = max(max_relative_difference(got.var, var), max_relative_difference(got.mean, mean))
+    return [
+        f"[6] NumPy reference linear_head_moments, D = {d}, B = 128, K = 1 (float64):",
+        f"    reference {t_ref * 1e3:.1f} ms, same formula through BLAS {t_blas * 1e3:.1f} ms "
+        f"(best of 7): {ratio:.2f}x (target <= 2x): {verdict(ratio <= 2)}; max relative "
+        f"difference {diff:.1e}",
+    ]
+
+
+def validation_target(d: int = 1024) -> list[str]:
+    import torch
+
+    from bogc_ref.backends import _torch_stage1 as stage1
+    from bogc_ref.backends import get_backend
+
+    backend = get_backend("torch")
+    h, y, w_mean, w_cov = (torch.from_numpy(a) for a in linear_head_inputs(d))
+    t_call, t_core, ratio = interleaved_ratio(
+        lambda: backend.linear_head_moments(h, y, w_mean, w_cov),
+        lambda: stage1.linear_head_moments(h, y, w_mean, w_cov),
+        15,
+    )
+    share = 1.0 - 1.0 / ratio
+    return [
+        f"[7] validation share, torch linear_head_moments, D = {d}, B = 128, K = 1 (float64):",
+        f"    call {t_call * 1e3:.1f} ms, computation alone {t_core * 1e3:.1f} ms: checks "
+        f"{100 * share:.0f}% of the call (target <= 10%): {verdict(share <= 0.10)}",
+    ]
+
+
+SECTIONS: dict[str, Callable[[], list[str]]] = {
+    "linear-head": linear_head_target,
+    "softmax-mc": softmax_target,
+    "calibrate": calibrate_target,
+    "representation": representation_target,
+    "representation-growth": representation_growth,
+    "parameter": parameter_target,
+    "reference-blas": reference_blas_target,
+    "validation": validation_target,
+}
+
+
 def main() -> int:
     import torch
 
@@ -125,8 +268,13 @@ def main() -> int:
         f"threads; numpy {np.__version__}, torch {torch.__version__}, python "
         f"{platform.python_version()}"
     )
-    for section in (linear_head_target, softmax_target, calibrate_target):
-        print("\n".join(section()), flush=True)
+    chosen = sys.argv[1:] or list(SECTIONS)
+    for name in chosen:
+        if name not in SECTIONS:
+            print(f"unknown section {name!r}; expected some of {list(SECTIONS)}")
+            return 2
+    for name in chosen:
+        print("\n".join(SECTIONS[name]()), flush=True)
     return 0
 
 

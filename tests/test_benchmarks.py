@@ -20,6 +20,7 @@ import bogc_ref
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.baseline_blas_linear_head import blas_linear_head_moments  # noqa: E402
 from benchmarks.baseline_dense_ggn import (  # noqa: E402
     dense_ggn,
     dense_laplace_posterior,
@@ -55,6 +56,29 @@ def test_full_covariance_diagonal_equals_linear_head_moments(seed: int, d: int, 
     ref = bogc_ref.linear_head_moments(h, y, w_mean, w_cov)
     np.testing.assert_allclose(mean, ref.mean, rtol=1e-10, atol=0)
     np.testing.assert_allclose(var, ref.var, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize(("seed", "d", "k"), [(0, 1, 1), (1, 5, 3), (2, 12, 2)])
+def test_blas_baseline_equals_linear_head_moments(seed: int, d: int, k: int) -> None:
+    h, y, w_mean, w_cov = linear_head_case(seed, 7, d, k)
+    mean, var = blas_linear_head_moments(h, y, w_mean, w_cov)
+    ref = bogc_ref.linear_head_moments(h, y, w_mean, w_cov)
+    np.testing.assert_allclose(mean, ref.mean, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(var, ref.var, rtol=1e-10, atol=1e-12)
+
+
+def test_training_cases_run_one_step_each() -> None:
+    pytest.importorskip("torch")
+    from benchmarks.training_cases import late_fusion_case, trunk_case
+
+    for aggregation in ("plain", "bogc"):
+        late_fusion_case(
+            aggregation, 8, **({"refresh_every": 2} if aggregation == "bogc" else {})
+        )()
+    for label in ("plain", "bogc", "bogc-factored"):
+        step, n_params = trunk_case(label, 64)
+        step()
+        assert n_params == 6272
 
 
 def test_full_covariance_matrix_equals_second_derivation() -> None:
@@ -152,6 +176,7 @@ def test_suites_cover_the_issue_grids() -> None:
         bench_laplace,
         bench_linear_head,
         bench_softmax_mc,
+        bench_training,
         bench_training_step,
     )
 
@@ -177,6 +202,8 @@ def test_suites_cover_the_issue_grids() -> None:
         (bench_empirical.EmpiricalMoments, ("time_", "peakmem_")),
         (bench_laplace.LaplacePosterior, ("time_", "peakmem_")),
         (bench_training_step.TrainingStep, ("time_",)),
+        (bench_training.RepresentationStep, ("time_",)),
+        (bench_training.ParameterStep, ("time_",)),
     ):
         for prefix in prefixes:
             assert any(name.startswith(prefix) for name in vars(suite)), (suite, prefix)

@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     mv.add_argument("--noise-std", type=float, default=None, help="noise on noisy views (3.0)")
     mv.add_argument("--conditions", nargs="+", default=None, help="clean noisy missing")
     mv.add_argument("--threads", type=int, default=None, help="torch threads (1)")
+    mv.add_argument(
+        "--refresh-every", type=int, default=None, help="steps between posterior refits (1)"
+    )
     mv.set_defaults(func=_run_mvlearn)
 
     sp = sub.add_parser(
@@ -105,7 +108,7 @@ def _run_mvlearn(args: argparse.Namespace) -> int:
         **_options(
             args,
             QUICK_MVLEARN,
-            ("seeds", "epochs", "noise_std", "conditions", "threads", "methods"),
+            ("seeds", "epochs", "noise_std", "conditions", "threads", "methods", "refresh_every"),
         )
     )
     result = run(cfg, args.out, show_progress=not args.no_progress)

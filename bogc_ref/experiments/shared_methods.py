@@ -97,7 +97,9 @@ def _repr_step(model: SharedHead, kwargs: dict[str, Any]) -> Step:
     tied = model.tied_fused_head()
     sources = [Source(model.head, "softmax", model.slice(m)) for m in range(n)]
     sources.append(Source(tied, "softmax"))
-    aggregator = RepresentationAggregator(sources, **kwargs)
+    # Head posteriors refitted every step: the setting of the figures in docs/experiments.md
+    # (the aggregator's own default refits every 5 steps).
+    aggregator = RepresentationAggregator(sources, refresh_every=1, **kwargs)
 
     def step(xs: Sequence[Tensor], present: Tensor, labels: Tensor) -> list[float]:
         with torch.no_grad():

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+from collections import Counter
+from collections.abc import Hashable
 from typing import Any
 
 import torch
@@ -16,6 +18,46 @@ def spec_functions() -> Any:
     at install time.
     """
     return importlib.import_module("bogc_ref.backends").get_backend("torch")
+
+
+#: Calls with the same input shape after which ``calibrate`` runs through torch.compile.
+COMPILE_AFTER_REPEATS = 3
+
+_SEEN: Counter[Hashable] = Counter()
+_BACKENDS: dict[str, Any] = {}
+
+
+def training_calibrate(mean: Tensor, var: Tensor, **kwargs: Any) -> Any:
+    """``calibrate`` of the torch backend, compiled once a training loop repeats a shape.
+
+    The backend compiles ``calibrate`` only for inputs of 2^18 entries or more (below that
+    a one-off call would not repay the compilation). A training loop calls it with the same
+    shapes every step, so here the call is compiled (``compile_mode="always"``) from the
+    :data:`COMPILE_AFTER_REPEATS`-th call with a given (shape, dtype, device) on: eager
+    calls cost 3-10x the compiled ones at the shapes of the benchmarks (B·M·D of a few
+    thousand to a few hundred thousand). ``BOGC_TORCH_COMPILE=0`` turns compilation off, and
+    a failed compilation falls back to eager (see ``backends/_torch_calibrate.py``).
+    """
+    key = (tuple(mean.shape), mean.dtype, mean.device)
+    _SEEN[key] += 1
+    mode = "always" if _SEEN[key] >= COMPILE_AFTER_REPEATS else "auto"
+    if mode not in _BACKENDS:
+        backend = importlib.import_module("bogc_ref.backends").get_backend("torch")
+        backend.compile_mode = mode
+        _BACKENDS[mode] = backend
+    return _BACKENDS[mode].calibrate(mean, var, **kwargs)
+
+
+def unchecked_stage1() -> Any:
+    """The torch backend's stage-1 computations without its input checks (``_torch_stage1``).
+
+    For arrays the training integration produced itself or has checked once (its own
+    posteriors, the representation it validated): the backend's public functions would
+    check them again on every call, which cost most of the moments' time (a symmetry pass
+    over each covariance, finiteness passes over every argument). Inputs must already be in
+    the compute dtype, targets one-hot; see ``bogc_ref.backends._torch_stage1``.
+    """
+    return importlib.import_module("bogc_ref.backends._torch_stage1")
 
 
 def reached_moments(per_sample_grads: Tensor) -> tuple[Tensor, Tensor]:

@@ -21,10 +21,20 @@ Each step, for each source m and sample b, stage 1 of the spec gives the mean an
 (bias included), i.e. ``prior_mean = 0`` and ``prior_precision = I / prior_var``; linear heads
 also take the noise variance ``noise_var`` (default 1).
 
-**Refresh policy.** The posteriors are recomputed from the current batch's *detached*
+**Refresh policy.** The posteriors are fitted on the current batch's *detached*
 representation (the rows where the source is present), the batch's targets and, for softmax
-heads, the head's current weights, every ``refresh_every`` calls (default 1: every step). In
-between, the cached posterior is reused (its moments are still evaluated at the new ``h``).
+heads, the head's current weights, every ``refresh_every`` calls (default 5). In between, the
+fitted covariance is reused, and a softmax head's mean is moved every step to the Newton step
+of the spec's Laplace fit from the head's current weights on the current batch,
+:math:`\mu = \theta - \Sigma\,\nabla_\theta[\sum_b \mathrm{CE}_b + \tfrac12(\theta-m_0)^\top
+P_0(\theta-m_0)]` with the cached :math:`\Sigma`; a linear head's conjugate posterior is
+reused whole. ``refresh_every=1`` is the spec's posterior at every step.
+
+Cost per step, for a softmax head of K classes on D columns (batch B): the linearized
+moments, :math:`O(BK^2(D+1)^2)` (one matrix product), and the mean update,
+:math:`O(BK(D+1) + K^2(D+1)^2)`; every ``refresh_every`` steps the fit adds the GGN,
+:math:`O(BK^2(D+1)^2)`, and the Cholesky factor and inverse, :math:`O(K^3(D+1)^3)`. A window
+of R steps between refits costs one fit plus R moment evaluations: linear in R.
 Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
 gathered from every rank (see :mod:`bogc_ref.training.distributed`), so each rank uses
 the same, global posterior.
@@ -53,7 +63,12 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from ._backend import point_mass_at_zero_is_vacuous, spec_functions
+from ._backend import (
+    point_mass_at_zero_is_vacuous,
+    spec_functions,
+    training_calibrate,
+    unchecked_stage1,
+)
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -105,7 +120,9 @@ class RepresentationAggregator:
         sources: the M sources (heads, kinds, reaches).
         prior_var: variance of the prior :math:`N(0, \\texttt{prior\\_var}\\,I)` over each head.
         noise_var: noise variance :math:`\\sigma^2` of the linear heads' likelihood.
-        refresh_every: recompute the posteriors every this many calls (1 = every step).
+        refresh_every: refit the posteriors every this many calls (1 = every step; in
+            between a softmax head's mean follows its current weights, see the module
+            docstring).
         softmax_moments: ``"linearized"`` (deterministic, default) or ``"mc"``.
         n_samples: Monte Carlo draws for ``"mc"``; the seed is ``seed + step``.
         distributed: fit the posteriors on the batch gathered from every rank when
@@ -124,7 +141,7 @@ class RepresentationAggregator:
         *,
         prior_var: float = 1.0,
         noise_var: float = 1.0,
-        refresh_every: int = 1,
+        refresh_every: int = 5,
         softmax_moments: Literal["linearized", "mc"] = "linearized",
         n_samples: int = 64,
         seed: int = 0,
@@ -179,14 +196,27 @@ class RepresentationAggregator:
                 f"targets: expected one target tensor per source ({len(self.sources)}), "
                 f"got {len(targets)}"
             )
+        targets = [
+            _check_target(src, target, m, n_rows, h.dtype)
+            for m, (src, target) in enumerate(zip(self.sources, targets, strict=True))
+        ]
         refresh = self.step % self.refresh_every == 0
         mean = h.new_zeros((n_rows, len(self.sources), dim))
         var = torch.full_like(mean, float("inf"))
         for m, (src, target) in enumerate(zip(self.sources, targets, strict=True)):
-            cols = src.columns(dim).to(h.device)
+            # A slice (or all columns) indexes by view; an index list by a gather.
+            cols: slice | Tensor = (
+                src.reach
+                if isinstance(src.reach, slice)
+                else slice(None)
+                if src.reach is None
+                else src.columns(dim).to(h.device)
+            )
             h_m = h[:, cols]
             if refresh or self._posteriors[m] is None:
                 self._posteriors[m] = self._posterior(src, h_m, target, present[:, m])
+            elif src.kind == "softmax":
+                self._posteriors[m] = self._newton_mean(m, h_m, target, present[:, m])
             post = self._posteriors[m]
             if post is None:  # no present row anywhere: the source stays vacuous
                 continue
@@ -199,7 +229,7 @@ class RepresentationAggregator:
     def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
         mean, var, present = self.moments(h, targets, mask)
-        return self._bogc.calibrate(mean, var, mask=present, **self.calibrate_kwargs)
+        return training_calibrate(mean, var, mask=present, **self.calibrate_kwargs)
 
     def backward(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """Back-propagate :math:`\\hat g_b / B` into what produced ``h``; return the Calibration."""
@@ -214,40 +244,85 @@ class RepresentationAggregator:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
-        if target.is_floating_point():
-            target = target.to(h_m.dtype)
+    # The posteriors and moments below run the torch backend's stage-1 code without its
+    # input checks: h and the targets were checked once in ``moments``, and the posteriors
+    # are this class's own (symmetric by construction, finite when their inputs are).
+    def _fit_rows(self, h_m: Tensor, target: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """The present rows of h_m and the target, gathered over ranks under DDP."""
         h_fit, t_fit = h_m[rows], target[rows]
         if self.distributed:
             from .distributed import gather_rows, is_distributed
 
             if is_distributed():
                 h_fit, t_fit = gather_rows(h_fit), gather_rows(t_fit)
+        return h_fit, t_fit
+
+    def _newton_mean(self, m: int, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+        """Source m's cached softmax posterior with its mean moved to the Newton step from
+        the head's current weights on this batch (``laplace_mean_with_covariance``)."""
+        src, post = self.sources[m], self._posteriors[m]
+        h_fit, t_fit = self._fit_rows(h_m, target, rows)
+        if post is None or h_fit.shape[0] == 0:
+            return post
+        f64 = torch.float64
+        k, n_cols = post.mean.shape
+        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
+        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
+        mean = unchecked_stage1().laplace_mean_with_covariance(
+            h_fit.to(f64),
+            nn.functional.one_hot(t_fit, k).to(f64),
+            w,
+            torch.zeros_like(w),
+            precision,
+            post.cov.to(f64),
+        )
+        return _Posterior(mean.to(h_m.dtype), post.cov)
+
+    def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
+        h_fit, t_fit = self._fit_rows(h_m, target, rows)
         if h_fit.shape[0] == 0:
             return None
         n_cols = h_m.shape[1] + 1
         k = src.head.out_features
-        zeros = h_m.new_zeros((k, n_cols))
+        f64 = torch.float64
+        zeros = h_fit.new_zeros((k, n_cols), dtype=f64)
+        stage1 = unchecked_stage1()
         if src.kind == "linear":
-            precision = torch.eye(n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
-            return self._bogc.linear_head_posterior(
-                h_fit, t_fit, prior_mean=zeros, prior_precision=precision, noise_var=self.noise_var
+            precision = torch.eye(n_cols, dtype=f64, device=h_m.device) / self.prior_var
+            mean, cov = stage1.linear_head_posterior(
+                h_fit.to(f64), t_fit.to(f64), zeros, precision, self.noise_var
             )
-        precision = torch.eye(k * n_cols, dtype=h_m.dtype, device=h_m.device) / self.prior_var
-        w = head_matrix(src.head).to(h_m.dtype)
-        return self._bogc.softmax_head_laplace(
-            h_fit, t_fit, w, prior_mean=zeros, prior_precision=precision
-        )
+            return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype).expand(k, *cov.shape))
+        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
+        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
+        one_hot = nn.functional.one_hot(t_fit, k).to(f64)
+        mean, cov = stage1.softmax_head_laplace(h_fit.to(f64), one_hot, w, zeros, precision)
+        return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype))
 
     def _source_moments(self, src: Source, h_m: Tensor, target: Tensor, post: Any) -> Any:
+        stage1 = unchecked_stage1()
         if src.kind == "linear":
-            target = target.to(h_m.dtype)
-            return self._bogc.linear_head_moments(h_m, target, post.mean, post.cov)
+            return _Posterior(*stage1.linear_head_moments(h_m, target, post.mean, post.cov))
         if self.softmax_moments == "linearized":
-            return self._bogc.softmax_head_moments_linearized(h_m, target, post.mean, post.cov)
+            one_hot = nn.functional.one_hot(target, post.mean.shape[0]).to(h_m.dtype)
+            return _Posterior(
+                *stage1.softmax_head_moments_linearized(h_m, one_hot, post.mean, post.cov)
+            )
         return self._bogc.softmax_head_moments(
             h_m, target, post.mean, post.cov, n_samples=self.n_samples, seed=self.seed + self.step
         )
+
+
+@dataclass(frozen=True)
+class _Posterior:
+    """A (mean, cov) or (mean, var) pair the aggregator computed itself (named fields)."""
+
+    mean: Tensor
+    cov: Tensor
+
+    @property
+    def var(self) -> Tensor:
+        return self.cov
 
 
 def _check_h(h: Tensor) -> tuple[int, int]:
@@ -255,7 +330,44 @@ def _check_h(h: Tensor) -> tuple[int, int]:
         raise ValueError(f"h: expected 2 dimensions (B, D), got shape {tuple(h.shape)}")
     if h.shape[0] < 1:
         raise ValueError(f"h: expected at least one row, got shape {tuple(h.shape)}")
+    if not h.is_floating_point():
+        raise TypeError(f"h: expected a floating-point tensor, got dtype {h.dtype}")
+    bad = ~torch.isfinite(h.detach())
+    if bool(bad.any()):
+        index = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
     return int(h.shape[0]), int(h.shape[1])
+
+
+def _check_target(src: Source, target: Tensor, m: int, n_rows: int, dtype: torch.dtype) -> Tensor:
+    """The target of source m, checked once per call: float (B, K) finite targets for a
+    linear head (cast to ``dtype``), integer labels (B,) in [0, K) for a softmax head."""
+    k = src.head.out_features
+    name = f"targets[{m}]"
+    if src.kind == "linear":
+        if not target.is_floating_point() or tuple(target.shape) != (n_rows, k):
+            raise ValueError(
+                f"{name}: expected float targets of shape ({n_rows}, {k}) (B, K) for a linear "
+                f"head, got dtype {target.dtype} and shape {tuple(target.shape)}"
+            )
+        bad = ~torch.isfinite(target)
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name}: not finite at index {index} (shape {tuple(target.shape)})")
+        return target.to(dtype)
+    if target.is_floating_point() or target.dtype == torch.bool or tuple(target.shape) != (n_rows,):
+        raise ValueError(
+            f"{name}: expected integer labels of shape ({n_rows},) (B,) for a softmax head, "
+            f"got dtype {target.dtype} and shape {tuple(target.shape)}"
+        )
+    bad = (target < 0) | (target >= k)
+    if bool(bad.any()):
+        first = int(bad.nonzero()[0, 0])
+        raise ValueError(
+            f"{name}: label {int(target[first])} at index {first} is outside [0, {k}) "
+            f"(shape {tuple(target.shape)})"
+        )
+    return target.long()
 
 
 def _check_mask(mask: Tensor | None, n_rows: int, n_sources: int, device: torch.device) -> Tensor:

@@ -126,6 +126,63 @@ def test_refresh_every_reuses_the_posterior() -> None:
     assert not np.allclose(stale[:, 0, :2], expected.mean)
 
 
+def test_softmax_mean_follows_the_head_between_refits() -> None:
+    """Between refits the covariance is the last fit's and the mean is the spec's Newton step
+    from the head's current weights on the current batch: μ = θ − Σ ∇(θ)."""
+    p = _problem(6)
+    agg = _aggregator(p, refresh_every=3)
+    h1 = p["enc"](p["x"]).detach()
+    labels = p["labels"].numpy()
+    agg.moments(h1, [p["y"], p["labels"]])
+    fit = ref.softmax_head_laplace(
+        h1.numpy(),
+        labels,
+        _w(p["soft"]),
+        prior_mean=np.zeros((K, D + 1)),
+        prior_precision=np.eye(K * (D + 1)) / PRIOR_VAR,
+    )
+    with torch.no_grad():  # the head trains between the two calls
+        p["soft"].weight.add_(0.3)
+        p["soft"].bias.sub_(0.2)
+    h2 = h1 * 1.5 - 0.1
+    mean, var, _ = agg.moments(h2, [p["y"], p["labels"]])
+
+    theta = _w(p["soft"])
+    h_tilde = np.concatenate([h2.numpy(), np.ones((B, 1))], axis=1)
+    logits = h_tilde @ theta.T
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    grad = ((prob - np.eye(K)[labels]).T @ h_tilde).ravel() + theta.ravel() / PRIOR_VAR
+    newton = (theta.ravel() - fit.cov @ grad).reshape(K, D + 1)
+    expected = ref.softmax_head_moments_linearized(h2.numpy(), labels, newton, fit.cov)
+    np.testing.assert_allclose(mean[:, 1].numpy(), expected.mean, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(var[:, 1].numpy(), expected.var, rtol=1e-8, atol=1e-15)
+    # Refitting instead (refresh_every=1) gives the spec's posterior at the new weights.
+    refit = _aggregator(p, refresh_every=1)
+    mean1, _, _ = refit.moments(h2, [p["y"], p["labels"]])
+    assert not np.allclose(mean1[:, 1].numpy(), expected.mean)
+
+
+def test_bad_values_name_the_argument_and_index() -> None:
+    p = _problem(7)
+    agg = _aggregator(p)
+    h = p["enc"](p["x"])
+    bad_labels = p["labels"].clone()
+    bad_labels[4] = K
+    with pytest.raises(ValueError, match=r"targets\[1\]: label 3 at index 4 is outside"):
+        agg.moments(h, [p["y"], bad_labels])
+    bad_y = p["y"].clone()
+    bad_y[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"targets\[0\]: not finite at index \(2, 1\)"):
+        agg.moments(h, [bad_y, p["labels"]])
+    bad_h = h.detach().clone()
+    bad_h[5, 3] = float("inf")
+    with pytest.raises(ValueError, match=r"h: not finite at index \(5, 3\)"):
+        agg.moments(bad_h, [p["y"], p["labels"]])
+    with pytest.raises(ValueError, match=r"targets\[1\]: expected integer labels"):
+        agg.moments(h, [p["y"], p["labels"].double()])
+
+
 def test_mc_moments_follow_the_seed() -> None:
     p = _problem(4)
     h = p["enc"](p["x"]).detach()

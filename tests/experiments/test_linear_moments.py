@@ -1,0 +1,153 @@
+"""Factored parameter-level moments of nn.Linear layers equal the materialised spec statistic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import bogc_ref as ref
+from bogc_ref.training.linear_moments import calibrated_linear_grads, linear_source_moments
+from bogc_ref.training.parameters import calibrated_param_grads, module_loss_fn
+
+B, D_IN, HIDDEN, M = 9, 5, 4, 3
+
+
+def _net(seed: int, dtype: torch.dtype = torch.float64) -> torch.nn.Sequential:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Linear(D_IN, HIDDEN),
+        torch.nn.ReLU(),
+        torch.nn.Linear(HIDDEN, HIDDEN, bias=False),
+        torch.nn.Tanh(),
+        torch.nn.Linear(HIDDEN, M),
+    ).to(dtype)
+
+
+def _sources(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(B, M) per-sample losses: output m against target m."""
+    return 0.5 * (out - y) ** 2 + torch.cos(out)
+
+
+def _reference(grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The spec by hand on materialised (B, M, P) gradients: unreached → +inf."""
+    moments = ref.empirical_moments(grads)
+    return moments.mean, np.where(np.all(grads == 0, axis=0), np.inf, moments.var)
+
+
+def _loop_grads(net: torch.nn.Sequential, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    layers = [net[0], net[2]]
+    params = [p for layer in layers for p in layer.parameters()]
+    rows = []
+    for b in range(x.shape[0]):
+        losses = _sources(net(x[b : b + 1]), y[b : b + 1])[0]
+        rows.append(
+            torch.stack(
+                [
+                    torch.cat(
+                        [
+                            g.flatten()
+                            for g in torch.autograd.grad(losses[m], params, retain_graph=True)
+                        ]
+                    )
+                    for m in range(M)
+                ]
+            )
+        )
+    return torch.stack(rows).detach().numpy()
+
+
+@pytest.mark.parametrize("moments", ["factored", "materialise"])
+def test_moments_equal_the_spec_on_materialised_gradients(moments: str) -> None:
+    net = _net(0)
+    x, y = torch.randn(B, D_IN, dtype=torch.float64), torch.randn(B, M, dtype=torch.float64)
+    x[:, 1] = 0.0  # input 1 is never seen: column 1 of the first weight is unreached
+    with torch.no_grad():
+        net[0].bias[2] = -100.0  # a dead ReLU unit: row 2 and what it feeds are unreached
+    mean, var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(net(x), y), moments=moments
+    )
+    expected_mean, expected_var = _reference(_loop_grads(net, x, y))
+    np.testing.assert_allclose(mean.numpy(), expected_mean, rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(var.numpy(), expected_var, rtol=1e-9, atol=1e-20)
+    assert np.isinf(expected_var).sum() >= M * (HIDDEN + D_IN), "unreached coordinates expected"
+
+
+def test_factored_equals_the_vmap_path_of_calibrated_param_grads() -> None:
+    net, twin = _net(1), _net(1)
+    x, y = torch.randn(B, D_IN, dtype=torch.float64), torch.randn(B, M, dtype=torch.float64)
+    mask = torch.tensor([True, True, False])
+    calibrated_linear_grads([net[0], net[2]], lambda: _sources(net(x), y), mask=mask)
+    calibrated_param_grads(
+        twin,
+        module_loss_fn(twin, lambda out, yb: _sources(out, yb)[0]),
+        (x, y),
+        params=["0.weight", "0.bias", "2.weight"],
+        mask=mask,
+    )
+    for name in ("0.weight", "0.bias", "2.weight"):
+        got = dict(net.named_parameters())[name].grad
+        expected = dict(twin.named_parameters())[name].grad
+        torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-15)
+    assert net[4].weight.grad is None
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e7])
+def test_no_cancellation_when_the_mean_dwarfs_the_spread(offset: float) -> None:
+    """Per-sample gradients offset + O(1) noise: the one-pass S2 − S1²/B would lose
+    log10(offset²) digits of the variance; the factored path must not."""
+    torch.manual_seed(2)
+    layer = torch.nn.Linear(3, 2).double()
+    x = offset + torch.randn(B, 3, dtype=torch.float64)
+
+    def losses() -> torch.Tensor:
+        out = layer(x)
+        return torch.stack([out[:, 0], out.sum(dim=1)], dim=1)  # δ constant: g_b = a_b
+
+    mean, var = linear_source_moments([layer], losses)
+    exact_mean, exact_var = linear_source_moments([layer], losses, moments="materialise")
+    grads = np.concatenate([x.numpy(), np.ones((B, 1))], axis=1)  # source 0, row 0 and bias
+    np.testing.assert_allclose(var[0, :3].numpy(), grads[:, :3].var(0, ddof=1) / B, rtol=1e-8)
+    np.testing.assert_allclose(var.numpy(), exact_var.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(mean.numpy(), exact_mean.numpy(), rtol=1e-12)
+    assert np.all(np.isinf(var[0, 3:6].numpy())), "source 0 does not reach output 1"
+
+
+def test_a_source_that_does_not_reach_a_layer_is_vacuous_there() -> None:
+    torch.manual_seed(3)
+    enc_a, enc_b = torch.nn.Linear(2, 2).double(), torch.nn.Linear(2, 2).double()
+    xa, xb = torch.randn(B, 2, dtype=torch.float64), torch.randn(B, 2, dtype=torch.float64)
+
+    def losses() -> torch.Tensor:
+        return torch.stack([(enc_a(xa) ** 2).sum(1), (enc_b(xb) ** 2).sum(1)], dim=1)
+
+    result = calibrated_linear_grads([enc_a, enc_b], losses)
+    assert np.all(enc_a.weight.grad.numpy() != 0) and np.all(enc_b.weight.grad.numpy() != 0)
+    np.testing.assert_array_equal(result.belief.numpy()[1, :6], 0.0)
+    np.testing.assert_array_equal(result.belief.numpy()[0, 6:], 0.0)
+
+
+def test_float32_layers_give_float32_moments() -> None:
+    net = _net(4, torch.float32)
+    x, y = torch.randn(B, D_IN), torch.randn(B, M)
+    mean, var = linear_source_moments([net[0], net[2]], lambda: _sources(net(x), y))
+    exact_mean, exact_var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(net(x), y), moments="materialise"
+    )
+    assert mean.dtype == var.dtype == torch.float32
+    torch.testing.assert_close(mean, exact_mean, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(var, exact_var, rtol=1e-4, atol=1e-10)
+
+
+def test_bad_arguments_are_named() -> None:
+    net = _net(5)
+    x, y = torch.randn(B, D_IN, dtype=torch.float64), torch.randn(B, M, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"layers\[1\]"):
+        linear_source_moments([net[0], net[1]], lambda: _sources(net(x), y))  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="B >= 2"):
+        linear_source_moments([net[0]], lambda: _sources(net(x[:1]), y[:1]))
+    with pytest.raises(ValueError, match="moments"):
+        linear_source_moments([net[0]], lambda: _sources(net(x), y), moments="fast")  # type: ignore[arg-type]
+    other = torch.nn.Linear(2, 2).double()
+    with pytest.raises(ValueError, match="not called"):
+        linear_source_moments([net[0], other], lambda: _sources(net(x), y))
