@@ -86,8 +86,9 @@ def _moments(
     dim = h_tilde.shape[1] - 1
     cov64 = cov.astype(np.float64)
     rho = h_tilde @ mu64.T - y_arr  # (B, K)
-    sigma_h = np.einsum("kij,bj->bki", cov64, h_tilde)  # Σ_k h̃, (B, K, D+1)
-    s2 = np.einsum("bki,bi->bk", sigma_h, h_tilde)  # (B, K)
+    # Σ_k h̃_b for every b and k, (B, K, D+1): one matrix product H̃ Σ_kᵀ per output (BLAS).
+    sigma_h = np.matmul(h_tilde, cov64.transpose(0, 2, 1)).transpose(1, 0, 2)
+    s2 = np.einsum("bki,bi->bk", sigma_h, h_tilde)  # h̃ᵀΣ_k h̃, (B, K)
     c = sigma_h[..., :dim]  # (B, K, D)
     a = mu64[:, :dim]  # (K, D)
     sigma2 = np.diagonal(cov64, axis1=1, axis2=2)[:, :dim]  # (K, D)
