@@ -155,10 +155,10 @@ def _decode(value: Any, raw: list[memoryview], masked: bool) -> Any:
     if tag == "masked":
         if not masked:
             raise WireError("a masked array was sent where only plain arrays are accepted")
-        parts = value.get("data"), value.get("mask")
-        if not all(isinstance(part, dict) and part.get("~") == "array" for part in parts):
+        data_spec, mask_spec = value.get("data"), value.get("mask")
+        if not (isinstance(data_spec, dict) and isinstance(mask_spec, dict)):
             raise WireError("malformed masked array")
-        data, mask = (_decode_array(part, raw) for part in parts)
+        data, mask = _decode_array(data_spec, raw), _decode_array(mask_spec, raw)
         if data.shape != mask.shape or mask.dtype != np.bool_:
             raise WireError("malformed masked array: its mask must be bool of the data's shape")
         return np.ma.masked_array(data, mask=mask)
