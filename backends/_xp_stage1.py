@@ -203,7 +203,7 @@ def softmax_head_moments_linearized(
     unit = h_tilde / size[:, None]
     # The one large contraction, a single matrix product:
     # sigma_h[b, l, j, m] = Σ_k Σ[(l, j), (m, k)] ĥ_bk, i.e. (I_K ⊗ ĥ_b) applied to Σ's columns.
-    sigma_h = (unit @ w_cov.reshape(n_classes * width, width).T).reshape(
+    sigma_h = (unit @ w_cov.reshape(n_classes * width * n_classes, width).T).reshape(
         n_rows, n_classes, width, n_classes
     )
     # quad[b, l, m] = ĥ_bᵀ Σ_lm ĥ_b and along_r[b, i, m] = Σ_l r_bl sigma_h[b, l, i, m]:
