@@ -209,7 +209,7 @@ def dempster_combine(m1: object, m2: object) -> FloatArray:
     set; index 0 is the empty set (mass 0) and index ``2**n - 1`` the whole frame.
 
     Only pairs of focal sets (non-zero masses) are visited, a block of pairs at a time:
-    memory O(2**n + :data:`PAIRS_PER_BLOCK`), time O(|F1| |F2|) for F1, F2 the focal
+    memory O(2**n + ``PAIRS_PER_BLOCK``), time O(``len(F1) * len(F2)``) for F1, F2 the focal
     sets (4**n for masses that are dense over the whole lattice: about 1 s at n = 14 and
     6 s at n = 15 on one core, 49 MiB at most). Every term is a non-negative product, so
     the sums lose nothing to cancellation.

@@ -262,7 +262,7 @@ def softmax_head_laplace(
     with :math:`\nabla_\theta \sum_b \mathrm{CE}_b = \mathrm{vec}\big((P - Y)^\top \tilde H\big)`.
     The GGN is accumulated from its Kronecker factors over chunks of samples (never the
     dense per-sample Jacobian): extra memory O(B K + K²(D+1)²) plus a fixed chunk of
-    :data:`LAPLACE_CHUNK_ELEMENTS`; Λ is factored by Cholesky with the jitter policy of
+    ``LAPLACE_CHUNK_ELEMENTS``; Λ is factored by Cholesky with the jitter policy of
     the docs.
 
     Args:

@@ -250,7 +250,7 @@ def calibrated_linear_grads(
             :func:`linear_source_moments`.
 
     Returns:
-        The Calibration of the flattened parameters: grad (P,), belief (M, P), ...
+        The ``Calibration`` of the flattened parameters (grad (P,), belief (M, P), ...).
     """
     mean, var = linear_source_moments(layers, per_sample_losses, moments=moments)
     result = training_calibrate(mean, var, mask=mask, **calibrate_kwargs)
