@@ -140,7 +140,7 @@ def test_contract_detects_an_output_aliasing_an_input_without_modifying_it() -> 
 def test_contract_detects_a_changed_nan_payload() -> None:
     var = special_values("float64")
     snapshot = var.copy()
-    var.view(np.uint64)[-1] ^= 2  # still NaN, other bits
+    var.view(np.uint64)[-1] ^= np.uint64(2)  # still NaN, other bits
     (problem,) = contract_problems([("var (argument 2)", var)], [snapshot], [])
     assert problem.startswith("var (argument 2) was modified by the call: 1 of 8 entries")
 

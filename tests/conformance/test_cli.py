@@ -174,6 +174,7 @@ def _cuda_available() -> bool:
 
 @pytest.mark.skipif(_cuda_available(), reason="CUDA is available here")
 def test_device_cuda_without_cuda_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("torch", reason="the torch backend is what --device cuda asks for")
     code, out, err = run(capsys, "--backend", "torch", "--device", "cuda")
     assert code == 2 and out == ""
     assert "CUDA is not available" in err and len(err.strip().splitlines()) == 1
