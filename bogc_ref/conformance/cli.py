@@ -305,23 +305,8 @@ def _wait(
 
 def _load_failure_report(adapter: Adapter, exc: LoadFailure) -> ImplementationReport:
     report = ImplementationReport(adapter.name, adapter.spec, adapter.version, {})
-    nan = float("nan")
-    report.results.append(
-        CaseResult(
-            "load",
-            "load",
-            "",
-            "-",
-            False,
-            nan,
-            nan,
-            nan,
-            f"the candidate could not be loaded: {exc.describe()}",
-            0.0,
-            kind="load",
-            tier="load",
-        )
-    )
+    reason = f"the candidate could not be loaded: {exc.describe()}"
+    report.results.append(CaseResult.verdict("load", "load", "", "-", reason, 0.0, tier="load"))
     return report
 
 

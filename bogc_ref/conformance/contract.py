@@ -436,20 +436,14 @@ def run_contract(
             continue
         start = time.perf_counter()
         message = check_bad_input(adapter, entry, dtype)
-        nan = float("nan")
         results.append(
-            CaseResult(
+            CaseResult.verdict(
                 entry.name,
                 entry.stage,
                 entry.function,
                 dtype,
-                not message,
-                nan,
-                nan,
-                nan,
                 message,
                 time.perf_counter() - start,
-                kind="contract",
                 tier="contract",
                 bound=" or ".join(entry.expect) + f" naming {entry.argument!r}",
             )

@@ -334,21 +334,16 @@ def run_fresh_laws(adapter: Adapter, dtype: str, seed: int = FRESH_SEED) -> list
             except Exception as exc:
                 message = f"{name}: {describe_exception(exc)}"
                 break
-        nan = float("nan")
         results.append(
-            CaseResult(
+            CaseResult.verdict(
                 name,
                 law.stage,
                 law.needs[0],
                 dtype,
-                not message,
-                nan,
-                nan,
-                nan,
                 message,
                 time.perf_counter() - start,
-                kind="law",
                 tier="fresh",
+                kind="law",
                 bound=f"{len(examples)} fresh examples (seed {seed})",
             )
         )

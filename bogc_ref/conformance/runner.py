@@ -58,6 +58,40 @@ class CaseResult:
     ratio: float = float("nan")
     bound: str = ""
 
+    @classmethod
+    def verdict(
+        cls,
+        name: str,
+        stage: str,
+        function: str,
+        dtype: str,
+        reason: str,
+        seconds: float,
+        *,
+        tier: str,
+        kind: str | None = None,
+        bound: str = "",
+        abs_err: float = float("nan"),
+    ) -> CaseResult:
+        """A check without an error to measure (a law, a contract entry, a load failure):
+        it passed when ``reason`` is empty; ``kind`` defaults to ``tier``."""
+        nan = float("nan")
+        return cls(
+            name,
+            stage,
+            function,
+            dtype,
+            not reason,
+            abs_err,
+            nan,
+            nan,
+            reason,
+            seconds,
+            kind=tier if kind is None else kind,
+            tier=tier,
+            bound=bound,
+        )
+
 
 def _reduction_length(case: GoldenCase) -> int:
     inputs = case.inputs
