@@ -12,12 +12,12 @@ with its own array operations (``_replay.validate``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from bogc_ref._dempster import prior_weight_value
-from bogc_ref._heads import covariance, head_weights, representation, require_classes
+from bogc_ref._heads import covariance_shape, head_weights, representation, require_classes
 from bogc_ref._linear_head import _targets
 from bogc_ref._softmax_head import DEFAULT_CHUNK_ELEMENTS, _noise
 from bogc_ref._validation import (
@@ -76,18 +76,38 @@ def draws_per_chunk(
 
 
 # ---------------------------------------------------------------------------- stage 1
-def linear_head_moments(s: Stubs) -> Checked:
-    """h (B, D), y (B, K), w_mean (K, D+1), w_cov (K, D+1, D+1), one float dtype."""
+def linear_head_moments(s: Stubs, check_cov: bool = True) -> Checked:
+    """h (B, D), y (B, K), w_mean (K, D+1), w_cov (K, D+1, D+1), one float dtype; the
+    values of ``w_cov`` only if ``check_cov`` (:func:`covariance_checks`)."""
     hs = representation(s["h"])
     ys = _targets(s["y"], hs.shape[0])
     mu = head_weights(s["w_mean"], "w_mean", hs.shape[1])
     if ys.shape[1] != mu.shape[0]:
         raise ValueError("y: columns do not match w_mean's rows")
     k, d1 = mu.shape
-    cov = covariance(s["w_cov"], "w_cov", (k, d1, d1), "(K, D+1, D+1)")
+    cov = covariance_shape(s["w_cov"], "w_cov", (k, d1, d1), "(K, D+1, D+1)")
     common_dtype([("h", hs), ("y", ys), ("w_mean", mu), ("w_cov", cov)])
     names = ("h", "y", "w_mean", "w_cov")
-    return Checked(finite=names, symmetric="w_cov", same_dtype=names, psd="w_cov")
+    return covariance_checks(Checked(finite=names[:3], same_dtype=names), "w_cov", check_cov)
+
+
+def check_cov_keyword(check_cov: bool) -> dict[str, object]:
+    """The ``check_cov`` keyword as replay arguments (``{}`` for the default, so that a
+    reference without the keyword is replayed as the spec writes it)."""
+    return {} if check_cov else {"check_cov": False}
+
+
+def covariance_checks(checked: Checked, name: str, check: bool, psd: bool = True) -> Checked:
+    """``checked`` plus the value checks of the covariance ``name`` when ``check``: finite,
+    symmetric, and positive semi-definite if ``psd``."""
+    if not check:
+        return checked
+    return replace(
+        checked,
+        finite=(*checked.finite, name),
+        symmetric=name,
+        psd=name if psd else checked.psd,
+    )
 
 
 def _softmax_inputs(s: Stubs, weight: str) -> tuple[int, int, int]:
@@ -104,7 +124,7 @@ def _softmax_with_covariance(s: Stubs) -> tuple[int, int, int, int]:
     """(B, D, K, K(D+1)) for h, labels, w_mean and w_cov (K(D+1), K(D+1))."""
     n_rows, dim, k = _softmax_inputs(s, "w_mean")
     n_params = k * (dim + 1)
-    cov = covariance(s["w_cov"], "w_cov", (n_params, n_params), "(K(D+1), K(D+1))")
+    cov = covariance_shape(s["w_cov"], "w_cov", (n_params, n_params), "(K(D+1), K(D+1))")
     common_dtype([("h", s["h"]), ("w_mean", s["w_mean"]), ("w_cov", cov)])
     return n_rows, dim, k, n_params
 
@@ -117,27 +137,19 @@ def softmax_head_moments(s: Stubs, n_samples: object, seed: object, chunk_size: 
     n_rows, dim, k, n_params = _softmax_with_covariance(s)
     count, _ = _noise(s.get("eps"), n_samples, seed, n_params)
     chunk = draws_per_chunk(chunk_size, count, n_rows, dim, k, n_params)
-    finite = (*_SOFTMAX_FLOATS, *(("eps",) if "eps" in s else ()))
-    return Checked(
-        finite=finite,
-        symmetric="w_cov",
-        n_classes=k,
-        same_dtype=_SOFTMAX_FLOATS,
-        count=count,
-        chunk=chunk,
+    finite = ("h", "w_mean", *(("eps",) if "eps" in s else ()))
+    checked = Checked(
+        finite=finite, n_classes=k, same_dtype=_SOFTMAX_FLOATS, count=count, chunk=chunk
     )
+    return covariance_checks(checked, "w_cov", True, psd=False)  # factored while computing
 
 
-def softmax_head_moments_linearized(s: Stubs) -> Checked:
-    """h (B, D), labels (B,) in [0, K), w_mean (K, D+1), w_cov (K(D+1), K(D+1))."""
+def softmax_head_moments_linearized(s: Stubs, check_cov: bool = True) -> Checked:
+    """h (B, D), labels (B,) in [0, K), w_mean (K, D+1), w_cov (K(D+1), K(D+1)); the
+    values of ``w_cov`` only if ``check_cov``."""
     _, _, k, _ = _softmax_with_covariance(s)
-    return Checked(
-        finite=_SOFTMAX_FLOATS,
-        symmetric="w_cov",
-        n_classes=k,
-        same_dtype=_SOFTMAX_FLOATS,
-        psd="w_cov",
-    )
+    checked = Checked(finite=("h", "w_mean"), n_classes=k, same_dtype=_SOFTMAX_FLOATS)
+    return covariance_checks(checked, "w_cov", check_cov)
 
 
 def empirical_moments(s: Stubs) -> Checked:
@@ -156,7 +168,7 @@ def linear_head_posterior(s: Stubs, noise_var: object) -> Checked:
     ys = _targets(s["y"], n_rows)
     m0 = head_weights(s["prior_mean"], "prior_mean", dim)
     require_shape(m0, "prior_mean", (ys.shape[1], dim + 1), "(K, D+1)")
-    p0 = covariance(s["prior_precision"], "prior_precision", (dim + 1, dim + 1), "D+1")
+    p0 = covariance_shape(s["prior_precision"], "prior_precision", (dim + 1, dim + 1), "D+1")
     checked_noise = positive_scalar(noise_var, "noise_var")
     common_dtype([("h", hs), ("y", ys), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "y", "prior_mean", "prior_precision")
@@ -176,7 +188,7 @@ def softmax_head_laplace(s: Stubs) -> Checked:
     if m0.shape != (k, dim + 1):
         raise ValueError("prior_mean: shape differs from w's")
     n_params = k * (dim + 1)
-    p0 = covariance(s["prior_precision"], "prior_precision", (n_params, n_params), "KD")
+    p0 = covariance_shape(s["prior_precision"], "prior_precision", (n_params, n_params), "KD")
     common_dtype([("h", s["h"]), ("w", s["w"]), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "w", "prior_mean", "prior_precision")
     return Checked(

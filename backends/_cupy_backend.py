@@ -12,6 +12,7 @@ float16 (returned as float16), float64 for float64. Only importable with CuPy.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from . import _checks as checks
 from . import _cupy_kernels as kernels
 from . import _xp_stage1 as xs
 from ._errors import BackendUnavailable
-from ._replay import host_array, replay_on_host, stub, validate
+from ._replay import check_vouched_covariance, host_array, replay_on_host, stub, validate
 
 cupy_linalg: Any = importlib.import_module("cupyx.scipy.linalg")
 
@@ -194,16 +195,21 @@ class CupyBackend:
         )
 
     # ------------------------------------------------------------------ stage 1
-    def linear_head_moments(self, h: Any, y: Any, w_mean: Any, w_cov: Any) -> Moments:
-        """See :func:`bogc_ref.linear_head_moments`."""
+    def linear_head_moments(
+        self, h: Any, y: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
+    ) -> Moments:
+        """See :func:`bogc_ref.linear_head_moments` (``check_cov`` too)."""
         t = self._arrays(h=h, y=y, w_mean=w_mean, w_cov=w_cov)
-        self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
-                    checks.linear_head_moments)  # fmt: skip
+        args, kwargs = (h, y, w_mean, w_cov), checks.check_cov_keyword(check_cov)
+        self._check(bogc_ref.linear_head_moments, args, kwargs, t,
+                    functools.partial(checks.linear_head_moments, check_cov=check_cov))  # fmt: skip
         out = t["h"].dtype
         mean, var = _without_overflow_nan(
             lambda d: xs.linear_head_moments(cupy, *(v.astype(d) for v in t.values())),
-            _cdt(out), bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {},
+            _cdt(out), bogc_ref.linear_head_moments, args, kwargs,
         )  # fmt: skip
+        check_vouched_covariance(bogc_ref.linear_head_moments, args, check_cov,
+                                 lambda: bool((var < 0).any()), _host)  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
     def softmax_head_moments(
@@ -258,20 +264,24 @@ class CupyBackend:
         return Moments(mean.astype(out), var.astype(out))
 
     def softmax_head_moments_linearized(
-        self, h: Any, labels: Any, w_mean: Any, w_cov: Any
+        self, h: Any, labels: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
     ) -> Moments:
-        """See :func:`bogc_ref.softmax_head_moments_linearized`."""
+        """See :func:`bogc_ref.softmax_head_moments_linearized` (``check_cov`` too)."""
         t = self._arrays(h=h, labels=labels, w_mean=w_mean, w_cov=w_cov)
-        sizes = self._check(bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov),
-                            {}, t, checks.softmax_head_moments_linearized)  # fmt: skip
+        args, kwargs = (h, labels, w_mean, w_cov), checks.check_cov_keyword(check_cov)
+        reference = bogc_ref.softmax_head_moments_linearized
+        structure = functools.partial(checks.softmax_head_moments_linearized, check_cov=check_cov)
+        sizes = self._check(reference, args, kwargs, t, structure)
         out = t["h"].dtype
         mean, var = _without_overflow_nan(
             lambda d: xs.softmax_head_moments_linearized(
                 cupy, t["h"].astype(d), _one_hot(t["labels"], sizes.n_classes, d),
                 t["w_mean"].astype(d), t["w_cov"].astype(d),
             ),
-            _cdt(out), bogc_ref.softmax_head_moments_linearized, (h, labels, w_mean, w_cov), {},
+            _cdt(out), reference, args, kwargs,
         )  # fmt: skip
+        check_vouched_covariance(reference, args, check_cov,
+                                 lambda: bool((var < 0).any()), _host)  # fmt: skip
         return Moments(mean.astype(out), var.astype(out))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:

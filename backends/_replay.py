@@ -79,6 +79,22 @@ def replay_on_host(
     replay(func, tuple(to_host(a) for a in args), {k: to_host(v) for k, v in kwargs.items()})
 
 
+def check_vouched_covariance(
+    reference: Callable[..., Any],
+    args: tuple[object, ...],
+    check_cov: bool,
+    negative_variance: Callable[[], bool],
+    to_host: Callable[[object], object],
+) -> None:
+    """With ``check_cov=False``, a negative variance in the results may come from a
+    covariance that is not positive semi-definite: the reference then checks ``w_cov`` on
+    host copies (``check_cov=True``) and raises naming it; a valid one (a rounding below
+    zero) returns. A NaN in the results is handled by the backends' overflow path, which
+    replays the reference with the same ``check_cov``."""
+    if not check_cov and negative_variance():
+        reference(*(to_host(a) for a in args), check_cov=True)
+
+
 class ArrayOps(Protocol):
     """The few array operations a backend lends to :func:`validate`."""
 

@@ -21,6 +21,7 @@ inputs give unspecified (NaN) results instead of an error.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, cast
@@ -37,7 +38,7 @@ from bogc_ref._validation import plain_array
 from . import _checks as checks
 from . import _torch_stage1 as stage1
 from ._errors import BackendUnavailable
-from ._replay import replay_on_host, validate
+from ._replay import check_vouched_covariance, replay_on_host, validate
 from ._torch_calibrate import (
     CoreOptions,
     checked_out,
@@ -52,6 +53,7 @@ from ._torch_common import (
     as_tensor,
     compute_dtype,
     generator_seed,
+    has_negative,
     host,
     maybe_not_psd,
     not_all_finite,
@@ -150,17 +152,22 @@ class TorchBackend:
         return validate(_OPS, reference, args, kwargs, t, structure, present=present)
 
     # ------------------------------------------------------------------ stage 1
-    def linear_head_moments(self, h: Any, y: Any, w_mean: Any, w_cov: Any) -> Moments:
-        """See :func:`bogc_ref.linear_head_moments`; tensors (B, D) out."""
+    def linear_head_moments(
+        self, h: Any, y: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
+    ) -> Moments:
+        """See :func:`bogc_ref.linear_head_moments` (``check_cov`` too); tensors (B, D) out."""
         with torch.no_grad():
             t = self._tensors(h=h, y=y, w_mean=w_mean, w_cov=w_cov)
-            self._check(bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {}, t,
-                        checks.linear_head_moments)  # fmt: skip
+            args, kwargs = (h, y, w_mean, w_cov), checks.check_cov_keyword(check_cov)
+            structure = functools.partial(checks.linear_head_moments, check_cov=check_cov)
+            self._check(bogc_ref.linear_head_moments, args, kwargs, t, structure)
             out = t["h"].dtype
             mean, var = _without_overflow_nan(
                 lambda d: stage1.linear_head_moments(*(v.to(d) for v in t.values())),
-                compute_dtype(out), bogc_ref.linear_head_moments, (h, y, w_mean, w_cov), {},
+                compute_dtype(out), bogc_ref.linear_head_moments, args, kwargs,
             )  # fmt: skip
+            check_vouched_covariance(bogc_ref.linear_head_moments, args, check_cov,
+                                     lambda: has_negative(var), host)  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def softmax_head_moments(
@@ -213,23 +220,27 @@ class TorchBackend:
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def softmax_head_moments_linearized(
-        self, h: Any, labels: Any, w_mean: Any, w_cov: Any
+        self, h: Any, labels: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
     ) -> Moments:
-        """See :func:`bogc_ref.softmax_head_moments_linearized`."""
+        """See :func:`bogc_ref.softmax_head_moments_linearized` (``check_cov`` too)."""
         with torch.no_grad():
             t = self._tensors(h=h, labels=labels, w_mean=w_mean, w_cov=w_cov)
-            sizes = self._check(bogc_ref.softmax_head_moments_linearized,
-                                (h, labels, w_mean, w_cov), {}, t,
-                                checks.softmax_head_moments_linearized)  # fmt: skip
+            args, kwargs = (h, labels, w_mean, w_cov), checks.check_cov_keyword(check_cov)
+            reference = bogc_ref.softmax_head_moments_linearized
+            structure = functools.partial(
+                checks.softmax_head_moments_linearized, check_cov=check_cov
+            )
+            sizes = self._check(reference, args, kwargs, t, structure)
             out = t["h"].dtype
             mean, var = _without_overflow_nan(
                 lambda d: stage1.softmax_head_moments_linearized(
                     t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d),
                     t["w_mean"].to(d), t["w_cov"].to(d),
                 ),
-                compute_dtype(out), bogc_ref.softmax_head_moments_linearized,
-                (h, labels, w_mean, w_cov), {},
+                compute_dtype(out), reference, args, kwargs,
             )  # fmt: skip
+            check_vouched_covariance(reference, args, check_cov,
+                                     lambda: has_negative(var), host)  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:

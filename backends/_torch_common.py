@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from bogc_ref._validation import all_finite, symmetric
+
 from ._replay import host_array, stub
 
 HALF_DTYPES = (torch.float16, torch.bfloat16)
@@ -99,21 +101,49 @@ def any_flag(flags: list[torch.Tensor]) -> bool:
     """One device-to-host sync: True if any of the 0-d boolean ``flags`` is set."""
     if not flags:
         return False
+    if all(f.device.type == "cpu" for f in flags):
+        return any(bool(f) for f in flags)
     return bool(torch.stack([f.reshape(()) for f in flags]).any().item())
 
 
 def not_all_finite(t: torch.Tensor) -> torch.Tensor:
-    """0-d bool tensor: some entry of ``t`` is NaN or infinite."""
+    """0-d bool tensor: some entry of ``t`` is NaN or infinite.
+
+    A float32/float64 CPU tensor is first summed by the reference's one-pass test
+    (``bogc_ref._validation.all_finite``, no temporary); the entrywise test runs only when
+    that sum is not finite.
+    """
+    view = _host_view(t)
+    if view is not None and all_finite(view):
+        return torch.zeros((), dtype=torch.bool)
     return ~torch.isfinite(t).all()
 
 
 def not_symmetric(a: torch.Tensor) -> torch.Tensor:
-    """0-d bool tensor mirroring the reference's symmetry test (tolerance 1e3 eps scale)."""
+    """0-d bool tensor mirroring the reference's symmetry test (tolerance 1e3 eps scale).
+
+    On the CPU (float32, float64) it is the reference's own test on the tensor's memory
+    (``bogc_ref._validation.symmetric``: an exact comparison pass, then blocks).
+    """
+    view = _host_view(a)
+    if view is not None:
+        try:
+            symmetric(view, "a")
+        except ValueError:
+            return torch.ones((), dtype=torch.bool)
+        return torch.zeros((), dtype=torch.bool)
     scale = a.abs().amax(dim=(-2, -1), keepdim=True)
     gap = (a - a.transpose(-1, -2)).abs()
     eps = torch.finfo(a.dtype).eps
     tol = 1e3 * eps * torch.where(scale > 0, scale, torch.ones_like(scale))
     return (gap > tol).any()
+
+
+def _host_view(t: torch.Tensor) -> np.ndarray | None:
+    """``t``'s memory as a NumPy array when it is a float32/float64 CPU tensor, else None."""
+    if t.device.type != "cpu" or t.dtype not in (torch.float32, torch.float64):
+        return None
+    return t.detach().numpy()
 
 
 def floats(t: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
@@ -142,8 +172,16 @@ def new_empty(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
 
 
 def results_have_nan(results: tuple[torch.Tensor, ...]) -> bool:
-    """One device-to-host sync: whether any result holds a NaN."""
-    return any_flag([torch.isnan(r).any() for r in results if r.is_floating_point()])
+    """One device-to-host sync: whether any result holds a NaN. A float32/float64 CPU
+    result whose sum is finite has none (``all_finite``) and is not tested entrywise."""
+    suspects = [r for r in results if r.is_floating_point()]
+    suspects = [r for r in suspects if (view := _host_view(r)) is None or not all_finite(view)]
+    return any_flag([torch.isnan(r).any() for r in suspects])
+
+
+def has_negative(t: torch.Tensor) -> bool:
+    """One reduction and one sync: whether some entry of ``t`` is below zero (NaN is not)."""
+    return t.numel() > 0 and bool(t.amin() < 0)
 
 
 def saturate_exp(log_e: torch.Tensor, out_dtype: torch.dtype) -> torch.Tensor:

@@ -43,6 +43,13 @@ def head_weights(w: object, name: str, n_features: int) -> FloatArray:
     return arr
 
 
+def covariance_shape(cov: object, name: str, shape: tuple[int, ...], why: str) -> FloatArray:
+    """A float array of the given shape: the structural half of :func:`covariance`."""
+    arr = float_array(cov, name)
+    require_shape(arr, name, shape, why)
+    return arr
+
+
 def covariance(
     cov: object, name: str, shape: tuple[int, ...], why: str, psd: bool = False
 ) -> FloatArray:
@@ -51,8 +58,7 @@ def covariance(
     ``psd``: also require positive semi-definiteness (:func:`._linalg.require_psd`, one
     Cholesky factorisation per matrix).
     """
-    arr = float_array(cov, name)
-    require_shape(arr, name, shape, why)
+    arr = covariance_shape(cov, name, shape, why)
     require_finite(arr, name)
     symmetric(arr, name)
     if psd:
@@ -70,6 +76,13 @@ def one_hot(labels: object, n_classes: int, n_rows: int) -> FloatArray:
     """One-hot float64 targets (B, K) from integer ``labels`` (B,)."""
     idx = labels_array(labels, "labels", n_classes, n_rows)
     return np.eye(n_classes, dtype=np.float64)[idx]
+
+
+def shows_invalid_covariance(mean: FloatArray, var: FloatArray) -> bool:
+    """True when moments computed from an unchecked covariance show that it may be invalid:
+    a NaN anywhere or a negative variance (what a non-finite or indefinite covariance
+    causes). The caller then checks the covariance, which names what is wrong with it."""
+    return bool(np.isnan(mean).any() or np.isnan(var).any() or (var < 0).any())
 
 
 def no_overflow_nan(results: tuple[FloatArray, ...], inputs: dict[str, FloatArray]) -> None:

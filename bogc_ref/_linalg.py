@@ -19,6 +19,7 @@ only on that failure path.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.lapack import dpotrf
 
 from ._validation import FloatArray, memory_named
 
@@ -74,18 +75,44 @@ def psd_factor(a: FloatArray, name: str) -> FloatArray:
 
 def require_psd(a: FloatArray, name: str) -> None:
     """ValueError unless every trailing square matrix of ``a`` is a covariance (see
-    :func:`psd_factor`): one batched Cholesky; per-matrix checks only when it fails."""
-    try:
-        with memory_named(name, a.shape):
-            np.linalg.cholesky(a.astype(np.float64, copy=False))
-        return
-    except np.linalg.LinAlgError:
-        pass
+    :func:`psd_factor`); ``a`` is finite and symmetric (checked before).
+
+    A diagonal matrix is one with no nonzero entry off its diagonal; it is a covariance
+    exactly when its diagonal is non-negative, which costs one counting pass. Any other
+    matrix is factored by Cholesky (LAPACK ``potrf``, one call per matrix of order
+    :data:`LAPACK_ORDER` or more, else one batched call); per-matrix checks with the
+    jitter ladder run only when that fails.
+    """
     a64 = a.astype(np.float64, copy=False)
+    if a64.size == 0:
+        return
+    diagonal = np.diagonal(a64, axis1=-2, axis2=-1)
+    if np.count_nonzero(a64) == np.count_nonzero(diagonal) and np.all(diagonal >= 0):
+        return
     stack = a64.reshape(-1, *a64.shape[-2:])
+    with memory_named(name, a.shape):
+        if _all_factor(stack):
+            return
     for index, matrix in enumerate(stack):
         where = f"{name}[{index}]" if a64.ndim > 2 else name
         try:
             psd_factor(matrix, where)
         except np.linalg.LinAlgError as exc:
             raise np.linalg.LinAlgError(f"{exc} (argument shape {a.shape})") from None
+
+
+#: From this order on, each matrix is factored by its own LAPACK call (SciPy's ``dpotrf``
+#: took 9-11 ms at order 1025 where ``numpy.linalg.cholesky`` took 15-18 ms); below it
+#: one batched NumPy call saves the per-call overhead of a stack of small matrices.
+LAPACK_ORDER = 128
+
+
+def _all_factor(stack: FloatArray) -> bool:
+    """True when every matrix of the stack (S, n, n) has a Cholesky factor as it is."""
+    if stack.shape[-1] < LAPACK_ORDER:
+        try:
+            np.linalg.cholesky(stack)
+        except np.linalg.LinAlgError:
+            return False
+        return True
+    return all(dpotrf(matrix, lower=1, clean=0)[1] == 0 for matrix in stack)

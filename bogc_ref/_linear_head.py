@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.linalg import cho_solve
 
-from ._heads import augmented, covariance, head_weights, no_overflow_nan, representation
+from ._heads import (
+    augmented,
+    covariance,
+    covariance_shape,
+    head_weights,
+    no_overflow_nan,
+    representation,
+    shows_invalid_covariance,
+)
 from ._linalg import cholesky_jittered
 from ._results import Moments, Posterior
 from ._validation import (
@@ -28,7 +36,9 @@ def _targets(y: object, n_rows: int) -> FloatArray:
     return arr
 
 
-def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> Moments:
+def linear_head_moments(
+    h: object, y: object, w_mean: object, w_cov: object, *, check_cov: bool = True
+) -> Moments:
     r"""Exact mean and variance of :math:`g = \partial\ell/\partial h` for a squared-error head.
 
     Loss :math:`\ell = \tfrac12\sum_k r_k^2`, :math:`r_k = w_k\cdot\tilde h - y_k`,
@@ -51,6 +61,13 @@ def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> 
         y: targets (B, K).
         w_mean: posterior means μ_k as rows (K, D+1), bias last.
         w_cov: posterior covariances Σ_k (K, D+1, D+1).
+        check_cov: check that each Σ_k is a covariance (finite, symmetric, positive
+            semi-definite), which costs a Cholesky factorisation, O(K D³): more than the
+            moments themselves when B < D. ``False`` (an extension of the spec's
+            signature): the caller vouches for ``w_cov`` (for example it comes from
+            :func:`linear_head_posterior`); the checks then run only when the results show
+            an invalid covariance (a NaN, a negative variance), and an invalid ``w_cov``
+            that shows in neither gives unspecified results.
 
     Returns:
         Moments(mean, var), each (B, D), the dtype of ``h``.
@@ -70,10 +87,16 @@ def linear_head_moments(h: object, y: object, w_mean: object, w_cov: object) -> 
         raise ValueError(
             f"y: expected {k} columns (one per row of w_mean), got shape {y_arr.shape}"
         )
-    cov = covariance(w_cov, "w_cov", (k, dim + 1, dim + 1), "(K, D+1, D+1) from w_mean", psd=True)
+    cov_shape = ((k, dim + 1, dim + 1), "(K, D+1, D+1) from w_mean")
+    if check_cov:
+        cov = covariance(w_cov, "w_cov", *cov_shape, psd=True)
+    else:
+        cov = covariance_shape(w_cov, "w_cov", *cov_shape)
     dtype = common_dtype([("h", h_arr), ("y", y_arr), ("w_mean", mu), ("w_cov", cov)])
     with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
         mean, var = _moments(augmented(h_arr), y_arr, mu.astype(np.float64), cov)
+    if not check_cov and shows_invalid_covariance(mean, var):
+        covariance(cov, "w_cov", *cov_shape, psd=True)
     no_overflow_nan((mean, var), {"h": h_arr, "y": y_arr, "w_mean": mu, "w_cov": cov})
     with np.errstate(over="ignore"):  # beyond float32's range: inf, the rounded answer
         return Moments(mean.astype(dtype), var.astype(dtype))
@@ -84,7 +107,7 @@ def _moments(
 ) -> tuple[FloatArray, FloatArray]:
     """The exact moments of :func:`linear_head_moments` (float64, validated inputs)."""
     dim = h_tilde.shape[1] - 1
-    cov64 = cov.astype(np.float64)
+    cov64 = cov.astype(np.float64, copy=False)
     rho = h_tilde @ mu64.T - y_arr  # (B, K)
     # Σ_k h̃_b for every b and k, (B, K, D+1): one matrix product H̃ Σ_kᵀ per output (BLAS).
     sigma_h = np.matmul(h_tilde, cov64.transpose(0, 2, 1)).transpose(1, 0, 2)

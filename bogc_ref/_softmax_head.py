@@ -18,11 +18,13 @@ from scipy.special import softmax
 from ._heads import (
     augmented,
     covariance,
+    covariance_shape,
     head_weights,
     no_overflow_nan,
     one_hot,
     representation,
     require_classes,
+    shows_invalid_covariance,
 )
 from ._linalg import cholesky_jittered, psd_factor
 from ._results import Moments, Posterior
@@ -39,17 +41,29 @@ DEFAULT_CHUNK_ELEMENTS = 1 << 22
 
 
 def _softmax_inputs(
-    h: object, labels: object, w_mean: object, w_cov: object, psd: bool
+    h: object, labels: object, w_mean: object, w_cov: object, psd: bool, check_cov: bool = True
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, np.dtype[Any]]:
+    """h̃, one-hot targets, μ and Σ in float64, and the result dtype; ``w_cov`` is checked
+    as a covariance (finite, symmetric, and positive semi-definite if ``psd``) only if
+    ``check_cov``, else only its shape and dtype."""
     h_arr = representation(h)
     n_rows, dim = h_arr.shape
     mu = head_weights(w_mean, "w_mean", dim)
     require_classes(mu, "w_mean")
-    n_params = mu.size
-    cov = covariance(w_cov, "w_cov", (n_params, n_params), "(K(D+1), K(D+1)) from w_mean", psd=psd)
+    shape = _cov_shape(mu)
+    if check_cov:
+        cov = covariance(w_cov, "w_cov", *shape, psd=psd)
+    else:
+        cov = covariance_shape(w_cov, "w_cov", *shape)
     targets = one_hot(labels, mu.shape[0], n_rows)
     dtype = common_dtype([("h", h_arr), ("w_mean", mu), ("w_cov", cov)])
-    return augmented(h_arr), targets, mu.astype(np.float64), cov.astype(np.float64), dtype
+    mu64, cov64 = mu.astype(np.float64), cov.astype(np.float64, copy=False)
+    return augmented(h_arr), targets, mu64, cov64, dtype
+
+
+def _cov_shape(mu: FloatArray) -> tuple[tuple[int, int], str]:
+    """The shape of Σ over θ = vec(W) for the head weights ``mu`` (K, D+1), and why."""
+    return (mu.size, mu.size), "(K(D+1), K(D+1)) from w_mean"
 
 
 def _gradients(weights: FloatArray, h_tilde: FloatArray, targets: FloatArray) -> FloatArray:
@@ -170,7 +184,7 @@ def softmax_head_moments(
 
 
 def softmax_head_moments_linearized(
-    h: object, labels: object, w_mean: object, w_cov: object
+    h: object, labels: object, w_mean: object, w_cov: object, *, check_cov: bool = True
 ) -> Moments:
     r"""Deterministic moments of g from its first-order Taylor expansion in θ at μ.
 
@@ -199,13 +213,22 @@ def softmax_head_moments_linearized(
         labels: (B,) ints in [0, K).
         w_mean: μ as W (K, D+1), bias last.
         w_cov: Σ (K(D+1), K(D+1)) over θ = vec(W) row-major.
+        check_cov: check that Σ is a covariance, as :func:`linear_head_moments` does
+            (``False``: the caller vouches for it; see there).
 
     Returns:
         Moments(mean, var), each (B, D), the dtype of ``h``.
     """
-    h_tilde, targets, mu, cov, dtype = _softmax_inputs(h, labels, w_mean, w_cov, psd=True)
+    h_tilde, targets, mu, cov, dtype = _softmax_inputs(
+        h, labels, w_mean, w_cov, psd=True, check_cov=check_cov
+    )
     with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
         mean, var = _linearized(h_tilde, targets, mu, cov)
+    if not check_cov and shows_invalid_covariance(mean, var):
+        covariance(w_cov, "w_cov", *_cov_shape(mu), psd=True)
+    # diag(JΣJᵀ) >= 0 for a covariance Σ; the three-term sum can round below 0 only where
+    # the true variance is below the rounding level of its terms (a saturated softmax): 0.
+    var = np.maximum(var, 0.0)
     no_overflow_nan((mean, var), {"h": h_tilde[:, :-1], "w_mean": mu, "w_cov": cov})
     with np.errstate(over="ignore"):  # beyond float32's range: inf, the rounded answer
         return Moments(mean.astype(dtype), var.astype(dtype))
@@ -214,7 +237,8 @@ def softmax_head_moments_linearized(
 def _linearized(
     h_tilde: FloatArray, targets: FloatArray, mu: FloatArray, cov: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """The three-term linearized moments of :func:`softmax_head_moments_linearized`."""
+    """The three-term linearized moments of :func:`softmax_head_moments_linearized`, the
+    variance before rounding below zero is set to zero (see there)."""
     n_classes, width = mu.shape
     dim = width - 1
     blocks = cov.reshape(n_classes, width, n_classes, width)  # Σ[(l,j),(l',j')]
@@ -235,10 +259,7 @@ def _linearized(
     quad = np.einsum("bj,ljmk,bk->blm", unit, blocks, unit, optimize=True)  # (B, K, K)
     scaled_a = jac_a * size[:, None, None]
     term3 = np.einsum("bil,bim,blm->bi", scaled_a, scaled_a, quad)
-    # diag(JΣJᵀ) >= 0; the three-term sum can round below 0 only where the true variance
-    # is below the rounding level of its terms (a saturated softmax): that is 0.
-    var = np.maximum(term1 + term2 + term3, 0.0)
-    return mean, var
+    return mean, term1 + term2 + term3
 
 
 def softmax_head_laplace(

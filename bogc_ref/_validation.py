@@ -13,10 +13,14 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy.linalg import issymmetric
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 FloatArray = NDArray[np.floating[Any]]
+
+#: Largest temporary (bytes) a value check holds at once: it checks big arrays in blocks.
+CHECK_BLOCK_BYTES = 1 << 20
 
 
 def plain_array(x: object, name: str) -> np.ndarray:
@@ -152,13 +156,28 @@ def reject_where(bad: np.ndarray, name: str, what: str, shape: tuple[int, ...]) 
 
 
 def require_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) -> None:
-    """Raise ValueError on NaN or ±inf in ``arr`` (only where ``where`` is True, if given)."""
+    """Raise ValueError on NaN or ±inf in ``arr`` (only where ``where`` is True, if given).
+
+    Without ``where``, the test is one pass with no temporary: a sum is finite only if every
+    term is (NaN and ±inf are absorbing under addition). A finite sum proves the array
+    finite; otherwise (a non-finite entry, or finite entries whose sum overflows) the
+    entries are tested one by one to name the first bad index.
+    """
+    if where is None and all_finite(arr):
+        return
     for predicate, what in ((np.isnan, "NaN"), (np.isinf, "infinite value")):
         with memory_named(name, arr.shape):
             bad = predicate(arr)
             if where is not None:
                 bad &= where
         reject_where(bad, name, what, arr.shape)
+
+
+def all_finite(arr: np.ndarray) -> bool:
+    """True when the sum of ``arr`` is finite, which proves every entry finite (one pass, no
+    temporary); False means some entry is NaN or ±inf, or the sum overflowed."""
+    with np.errstate(all="ignore"):
+        return bool(np.isfinite(np.sum(arr)))
 
 
 def positive_scalar(value: object, name: str) -> float:
@@ -198,10 +217,34 @@ def labels_array(labels: object, name: str, n_classes: int, n_rows: int) -> np.n
 
 
 def symmetric(arr: np.ndarray, name: str) -> None:
-    """Raise ValueError if the trailing square matrices of ``arr`` are not symmetric."""
+    r"""Raise ValueError if the trailing square matrices of ``arr`` are not symmetric.
+
+    Symmetric means :math:`|a_{ij} - a_{ji}| \le 10^3\,\varepsilon \max|a|` per matrix
+    (ε of the dtype), so that a product like :math:`F F^\top` passes. A matrix that is
+    exactly symmetric and of order 32 or more passes after one comparison pass
+    (``scipy.linalg.issymmetric``, one call per matrix); the others are compared in
+    blocks of rows, so the check never holds a temporary of more than
+    :data:`CHECK_BLOCK_BYTES` (plus one boolean per entry to name the index when it fails).
+    ``arr`` must be finite (checked before).
+    """
+    if arr.ndim < 2 or arr.size == 0:
+        return
+    stack = arr.reshape(-1, *arr.shape[-2:])
+    if arr.shape[-1] >= 32 and all(issymmetric(matrix) for matrix in stack):
+        return
     with memory_named(name, arr.shape):
-        scale = np.max(np.abs(arr), axis=(-2, -1), keepdims=True)
-        gap = np.abs(arr - np.swapaxes(arr, -1, -2))
+        scale = np.maximum(np.max(stack, axis=(-2, -1)), -np.min(stack, axis=(-2, -1)))
         tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
-        bad = gap > tol
+        n = stack.shape[-1]
+        rows = max(1, CHECK_BLOCK_BYTES // max(1, stack.shape[0] * n * arr.itemsize))
+        block = np.empty((stack.shape[0], min(rows, n), n), dtype=arr.dtype)
+        for start in range(0, n, rows):
+            gap = block[:, : min(rows, n - start), :]
+            upper = np.swapaxes(stack[:, :, start : start + rows], -1, -2)
+            np.subtract(stack[:, start : start + rows, :], upper, out=gap)
+            if np.any(np.abs(gap, out=gap) > tol[:, None, None]):
+                break
+        else:
+            return
+        bad = np.abs(arr - np.swapaxes(arr, -1, -2)) > tol.reshape(*arr.shape[:-2], 1, 1)
     reject_where(bad, name, "matrix is not symmetric", arr.shape)
