@@ -32,6 +32,7 @@ test: $(STAMP)
 ## versions (no torch: the backend tests run in `make test`).
 LOWEST := .venv-lowest
 LOWEST_TESTS := tests/test_calibrate_laws.py tests/test_errors.py tests/test_numerics.py \
+	tests/test_covariance_checks.py \
 	tests/test_stage1_moments.py tests/test_stage2_evidence.py tests/test_stage3_identities.py \
 	tests/conformance
 test-lowest:

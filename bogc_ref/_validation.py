@@ -175,7 +175,10 @@ def require_finite(arr: np.ndarray, name: str, where: np.ndarray | None = None) 
 
 def all_finite(arr: np.ndarray) -> bool:
     """True when the sum of ``arr`` is finite, which proves every entry finite (one pass, no
-    temporary); False means some entry is NaN or ±inf, or the sum overflowed."""
+    temporary); False means some entry is NaN or ±inf, or the sum overflowed, or ``arr`` is
+    a broadcast view (a zero stride), whose sum would read every repeat of its few values."""
+    if arr.size > 1 and 0 in arr.strides:
+        return False
     with np.errstate(all="ignore"):
         return bool(np.isfinite(np.sum(arr)))
 
