@@ -23,6 +23,7 @@ class TorchNamespace:
     einsum = staticmethod(torch.einsum)
     isfinite = staticmethod(torch.isfinite)
     zeros_like = staticmethod(torch.zeros_like)
+    swapaxes = staticmethod(torch.swapaxes)
     linalg = torch.linalg
 
     @staticmethod
