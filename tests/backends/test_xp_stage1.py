@@ -81,3 +81,28 @@ def test_xp_cholesky_jitter_policy_and_error() -> None:
     assert np.all(np.isfinite(chol))
     with pytest.raises(np.linalg.LinAlgError, match=r"^a: matrix of shape \(2, 2\)"):
         xs.cholesky_jittered(np, -np.eye(2), "a")
+
+
+@pytest.mark.parametrize("dim", [3, 44])  # head widths on either side of PAIR_PRODUCTS_MAX_WIDTH
+def test_stacked_heads_equal_one_head_at_a_time(dim: int) -> None:
+    """A stack of heads (leading axis) gives each head's own linearized moments and Newton
+    mean, as the reference computes them one head at a time."""
+    assert (dim + 1 <= xs.PAIR_PRODUCTS_MAX_WIDTH) == (dim == 3)
+    rng = np.random.default_rng(dim)
+    n_heads, b, k = 3, 6, 4
+    width = dim + 1
+    h = 2.0 * rng.standard_normal((n_heads, b, dim))
+    labels = rng.integers(0, k, (n_heads, b))
+    targets = np.eye(k)[labels]
+    w = rng.standard_normal((n_heads, k, width))
+    a = rng.standard_normal((n_heads, k * width, k * width))
+    cov = 0.05 * a @ np.swapaxes(a, 1, 2) / (k * width) + 0.01 * np.eye(k * width)
+    p0 = np.eye(k * width) * 0.7
+    mean, var = xs.softmax_head_moments_linearized(np, h, targets, w, cov)
+    newton = xs.laplace_mean_with_covariance(np, h, targets, w, 0 * w, p0, cov)
+    for i in range(n_heads):
+        one = bogc_ref.softmax_head_moments_linearized(h[i], labels[i], w[i], cov[i])
+        np.testing.assert_allclose(mean[i], one.mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(var[i], one.var, rtol=1e-10, atol=1e-12)
+        alone = xs.laplace_mean_with_covariance(np, h[i], targets[i], w[i], 0 * w[i], p0, cov[i])
+        np.testing.assert_allclose(newton[i], alone, rtol=1e-12, atol=1e-14)
