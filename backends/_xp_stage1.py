@@ -34,6 +34,8 @@ def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
 
     A namespace may bring its own factorisation as ``xp.cholesky_or_none`` (the factor,
     or None when the matrix is not positive definite): torch does, without exceptions.
+    A stack of matrices (leading axes) is factored at once; only where some matrix fails
+    does each go through the jitter policy on its own (its name then carries its index).
     """
     factor = getattr(xp, "cholesky_or_none", None)
     if factor is None:
@@ -45,7 +47,13 @@ def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
                 return None
             return chol if bool(xp.isfinite(chol).all()) else None  # CuPy gives NaN on failure
 
-    return jittered(xp, xp.asarray(a, dtype=xp.float64), name, factor)
+    a64 = xp.asarray(a, dtype=xp.float64)
+    if a64.ndim > 2:  # a stack: one factorisation, the jitter policy matrix by matrix if needed
+        chol = factor(a64) if bool(xp.isfinite(a64).all()) else None
+        if chol is not None:
+            return chol
+        return xp.stack([jittered(xp, one, f"{name} [{i}]", factor) for i, one in enumerate(a64)])
+    return jittered(xp, a64, name, factor)
 
 
 def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
@@ -97,10 +105,10 @@ def psd_factor(xp: Any, a: Any, name: str) -> Any:
         ) from None
 
 
-def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
+def cho_solve(xp: Any, sla: Any, chol: Any, rhs: Any) -> Any:
     """``A⁻¹ rhs`` from the lower factor of A (two triangular solves)."""
     half = sla.solve_triangular(chol, rhs, lower=True)
-    return sla.solve_triangular(chol.T, half, lower=False)
+    return sla.solve_triangular(swap_last(xp, chol), half, lower=False)
 
 
 def cho_inverse(xp: Any, sla: Any, chol: Any) -> Any:
@@ -114,8 +122,8 @@ def cho_inverse(xp: Any, sla: Any, chol: Any) -> Any:
     own = getattr(sla, "cholesky_inverse", None)
     if own is not None:
         return own(chol)
-    inverse = cho_solve(sla, chol, xp.eye(chol.shape[0], dtype=chol.dtype))
-    return 0.5 * (inverse + inverse.T)
+    inverse = cho_solve(xp, sla, chol, xp.eye(chol.shape[-1], dtype=chol.dtype))
+    return 0.5 * (inverse + swap_last(xp, inverse))
 
 
 def softmax(xp: Any, logits: Any) -> Any:
@@ -302,34 +310,43 @@ def linear_head_posterior(
         p0 + h_tilde.T @ h_tilde / noise_var,
         "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var",
     )
-    mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
+    mean = cho_solve(xp, sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
     return mean, cho_inverse(xp, sla, chol)
 
 
 def softmax_head_laplace(
     xp: Any, sla: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any
 ) -> tuple[Any, Any]:
-    """One Newton step with the Kronecker-structured GGN (float64 inputs)."""
-    n_classes, width = theta.shape
-    n_params = n_classes * width
+    """One Newton step with the Kronecker-structured GGN (float64 inputs).
+
+    Any leading axes are a stack of heads fitted at once (h (..., B, D), targets (..., B, K),
+    theta and m0 (..., K, D+1), p0 (K(D+1), K(D+1)) or a stack of them), as in
+    :func:`softmax_head_moments_linearized`; every formula is per head.
+    """
+    *lead, n_classes, width = theta.shape
+    n_params, n_lead = n_classes * width, len(lead)
     h_tilde = augmented(xp, h)
-    p = softmax(xp, h_tilde @ theta.T)
-    eye = xp.eye(n_classes, dtype=p.dtype)[None]
+    p = softmax(xp, h_tilde @ swap_last(xp, theta))
+    eye = xp.eye(n_classes, dtype=p.dtype)
     # Σ_b C_b ⊗ h̃_b h̃_bᵀ over chunks of rows, each chunk's (rows, K² + (D+1)²) work arrays
-    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result): memory as in the reference.
+    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result) per head: memory as in the
+    # reference, times the number of heads stacked.
     per_row = n_classes**2 + width**2
     rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
-    ggn = xp.zeros((n_classes**2, width**2), dtype=p.dtype)
-    for start in range(0, h_tilde.shape[0], rows):
-        pc, hc = p[start : start + rows], h_tilde[start : start + rows]
-        curvature = eye * pc[:, None, :] - pc[:, :, None] * pc[:, None]
-        outer = hc[:, :, None] * hc[:, None, :]
-        ggn = ggn + curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)
-    ggn = ggn.reshape(n_classes, n_classes, width, width)
-    precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
+    ggn = xp.zeros((*lead, n_classes**2, width**2), dtype=p.dtype)
+    for start in range(0, h_tilde.shape[-2], rows):
+        pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
+        curvature = eye * pc[..., :, None, :] - pc[..., :, :, None] * pc[..., :, None, :]
+        outer = hc[..., :, :, None] * hc[..., :, None, :]
+        ggn = ggn + swap_last(xp, curvature.reshape(*lead, -1, n_classes**2)) @ outer.reshape(
+            *lead, -1, width**2
+        )
+    ggn = ggn.reshape(*lead, n_classes, n_classes, width, width)
+    axes = (*range(n_lead), n_lead, n_lead + 2, n_lead + 1, n_lead + 3)
+    precision = p0 + xp.transpose(ggn, axes).reshape(*lead, n_params, n_params)
     grad = laplace_gradient(xp, h_tilde, p, targets, theta, m0, p0)
     chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
-    mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
+    mean = theta.reshape(*lead, -1) - cho_solve(xp, sla, chol, grad[..., None])[..., 0]
     return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
 
 

@@ -72,6 +72,30 @@ class SoftmaxStack:
             )
             self.fitted = [False] * count
 
+    def covariances(self, positions: list[int]) -> Tensor:
+        """The cached covariances of the members at ``positions`` (no copy for all of them)."""
+        assert self.cov is not None
+        return self.cov if positions == list(range(len(self.members))) else self.cov[positions]
+
+    def store(self, positions: list[int], mean: Tensor, cov: Tensor | None = None) -> None:
+        """New posterior means (and covariances) of the members at ``positions``."""
+        assert self.mean is not None and self.cov is not None
+        if positions == list(range(len(self.members))):  # the whole stack: no copy
+            self.mean = mean.to(self.mean.dtype)
+            self.cov = self.cov if cov is None else cov.to(self.cov.dtype)
+        else:
+            self.mean[positions] = mean.to(self.mean.dtype)
+            if cov is not None:
+                self.cov[positions] = cov.to(self.cov.dtype)
+        for i in positions:
+            self.fitted[i] = self.fitted[i] or cov is not None
+
+    def posterior(self, position: int) -> tuple[Tensor, Tensor] | None:
+        """(mean, cov) of one member (views into the stack), None where it has none."""
+        if self.mean is None or self.cov is None or not self.fitted[position]:
+            return None
+        return self.mean[position], self.cov[position]
+
     def scatter(self, mean: Tensor, var: Tensor, out_mean: Tensor, out_var: Tensor) -> None:
         """Write the members' moments (H, B, D) into their sources' columns of the
         aggregator's (B, M, D) arrays (members without a posterior are left vacuous)."""

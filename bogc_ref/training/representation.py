@@ -277,49 +277,41 @@ class RepresentationAggregator:
         self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor, present: Tensor, refresh: bool
     ) -> None:
         """Refit (Laplace) or move (Newton step with the cached covariance) the posteriors of
-        a stack's members, batched over members that share their present rows."""
+        a stack's members: one call each for the members that share their present rows."""
         f64, dtype = torch.float64, h_s.dtype
         stack.allocate(dtype, h_s.device)
-        assert stack.mean is not None and stack.cov is not None
-        k = stack.n_classes
         precision = self._precision(stack.n_params, h_s.device)
         weights = stack.weights(f64, h_s.device)
         stage1 = unchecked_stage1()
         for positions, rows in row_groups(present[:, stack.members]):
             h_fit, t_fit = self._fit_rows(rows, h_s[positions], labels[positions, :, None])
-            t_fit = t_fit[..., 0]
             refit = [i for i in positions if refresh or not stack.fitted[i]]
             move = [i for i in positions if i not in refit]
             if h_fit.shape[1] == 0:  # no present row: no refit; a cached posterior stays
                 for i in refit:
                     stack.fitted[i] = False
                 continue
-            one_hot = nn.functional.one_hot(t_fit, k).to(f64)
+            one_hot = nn.functional.one_hot(t_fit[..., 0], stack.n_classes).to(f64)
             h_fit = h_fit.to(f64)
-            for i in refit:
-                j = positions.index(i)
-                w = weights[i]
-                fit_mean, fit_cov = stage1.softmax_head_laplace(
-                    h_fit[j], one_hot[j], w, torch.zeros_like(w), precision
-                )
-                stack.mean[i], stack.cov[i], stack.fitted[i] = fit_mean, fit_cov, True
-            if move:
-                at = [positions.index(i) for i in move]
-                whole = len(move) == len(stack.members)
-                w = weights if whole else weights[move]
-                cov = stack.cov if whole else stack.cov[move]
-                stack.mean[move] = stage1.laplace_mean_with_covariance(
-                    h_fit if whole else h_fit[at],
-                    one_hot if whole else one_hot[at],
-                    w,
-                    torch.zeros_like(w),
-                    precision,
-                    cov.to(f64),
-                ).to(dtype)
+            for chosen, fit in ((refit, True), (move, False)):
+                if not chosen:
+                    continue
+                at = [positions.index(i) for i in chosen]
+                w = weights[chosen]
+                if fit:
+                    post_mean, post_cov = stage1.softmax_head_laplace(
+                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision
+                    )
+                    stack.store(chosen, post_mean, post_cov)
+                else:
+                    post_mean = stage1.laplace_mean_with_covariance(
+                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision,
+                        stack.covariances(chosen).to(f64),
+                    )  # fmt: skip
+                    stack.store(chosen, post_mean)
         for i, m in enumerate(stack.members):
-            self._posteriors[m] = (
-                _Posterior(stack.mean[i], stack.cov[i]) if stack.fitted[i] else None
-            )
+            post = stack.posterior(i)
+            self._posteriors[m] = None if post is None else _Posterior(*post)
 
     def _stack_moments(
         self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor
