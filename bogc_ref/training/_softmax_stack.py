@@ -78,11 +78,16 @@ class SoftmaxStack:
         return self.cov if positions == list(range(len(self.members))) else self.cov[positions]
 
     def store(self, positions: list[int], mean: Tensor, cov: Tensor | None = None) -> None:
-        """New posterior means (and covariances) of the members at ``positions``."""
+        """New posterior means (and covariances) of the members at ``positions``.
+
+        Covariances are stored contiguous (LAPACK returns them column-major), so that the
+        moments read them by reshaped views every step instead of copying them each time.
+        """
         assert self.mean is not None and self.cov is not None
         if positions == list(range(len(self.members))):  # the whole stack: no copy
             self.mean = mean.to(self.mean.dtype)
-            self.cov = self.cov if cov is None else cov.to(self.cov.dtype)
+            if cov is not None:
+                self.cov = cov.to(self.cov.dtype).contiguous()
         else:
             self.mean[positions] = mean.to(self.mean.dtype)
             if cov is not None:
