@@ -333,14 +333,15 @@ def softmax_head_laplace(
     # reference, times the number of heads stacked.
     per_row = n_classes**2 + width**2
     rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
-    ggn = xp.zeros((*lead, n_classes**2, width**2), dtype=p.dtype)
-    for start in range(0, h_tilde.shape[-2], rows):
+    ggn = None  # the first chunk's product starts the sum (no zeros to add it to)
+    for start in range(0, max(h_tilde.shape[-2], 1), rows):
         pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
         curvature = eye * pc[..., :, None, :] - pc[..., :, :, None] * pc[..., :, None, :]
         outer = hc[..., :, :, None] * hc[..., :, None, :]
-        ggn = ggn + swap_last(xp, curvature.reshape(*lead, -1, n_classes**2)) @ outer.reshape(
+        part = swap_last(xp, curvature.reshape(*lead, -1, n_classes**2)) @ outer.reshape(
             *lead, -1, width**2
         )
+        ggn = part if ggn is None else ggn + part
     ggn = ggn.reshape(*lead, n_classes, n_classes, width, width)
     axes = (*range(n_lead), n_lead, n_lead + 2, n_lead + 1, n_lead + 3)
     precision = p0 + xp.transpose(ggn, axes).reshape(*lead, n_params, n_params)
