@@ -6,6 +6,13 @@ also run it with ``xp = numpy``.
 Inputs are validated arrays already in the compute dtype; formulas as in the reference
 (``bogc_ref._linear_head``, ``bogc_ref._softmax_head``, ``bogc_ref._empirical``). The
 only host round-trip is the Cholesky success test (one scalar) of the jitter policy.
+
+The linearized softmax moments, the Laplace fit and the Newton mean also take a stack of
+heads of one shape along leading axes (h (..., B, D), weights (..., K, D+1), covariances
+(..., K(D+1), K(D+1))), each head computed by the same formulas (the fit where ``sla``
+solves stacks of triangular systems, as torch's does): the training integration stacks its
+small heads so that they cost one call's operations. The other functions, and every spec
+function's public signature, are per head.
 """
 
 from __future__ import annotations

@@ -31,10 +31,15 @@ P_0(\theta-m_0)]` with the cached :math:`\Sigma`; a linear head's conjugate post
 reused whole. ``refresh_every=1`` is the spec's posterior at every step.
 
 Cost per step, for a softmax head of K classes on D columns (batch B): the linearized
-moments, :math:`O(BK^2(D+1)^2)` (one matrix product), and the mean update,
+moments, :math:`O(BK^2(D+1)^2)` (one or two matrix products), and the mean update,
 :math:`O(BK(D+1) + K^2(D+1)^2)`; every ``refresh_every`` steps the fit adds the GGN,
 :math:`O(BK^2(D+1)^2)`, and the Cholesky factor and inverse, :math:`O(K^3(D+1)^3)`. A window
-of R steps between refits costs one fit plus R moment evaluations: linear in R.
+of R steps between refits costs one fit plus R moment evaluations: linear in R. Softmax
+heads of the same shape (K, D) are stacked: their fit, mean update and moments are one call
+of the stage-1 code each (with a leading axis over the heads), so that several small heads
+(late fusion's one head per view) cost about one head's operations, not one each; the
+posterior fits of stacked heads whose present rows differ (missing modalities) are split
+into calls by their rows.
 Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
 gathered from every rank (see :mod:`bogc_ref.training.distributed`), so each rank uses
 the same, global posterior.
