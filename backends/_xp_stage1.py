@@ -340,7 +340,7 @@ def softmax_head_laplace(
     # reference, times the number of heads stacked.
     per_row = n_classes**2 + width**2
     rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
-    ggn = None  # the first chunk's product starts the sum (no zeros to add it to)
+    ggn: Any = None  # the first chunk's product starts the sum (no zeros to add it to)
     for start in range(0, max(h_tilde.shape[-2], 1), rows):
         pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
         curvature = eye * pc[..., :, None, :] - pc[..., :, :, None] * pc[..., :, None, :]
