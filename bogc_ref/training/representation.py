@@ -177,7 +177,8 @@ class RepresentationAggregator:
         self.calibrate_kwargs = calibrate_kwargs
         self.step = 0
         self._posteriors: list[Any] = [None] * len(self.sources)
-        self._stacks: dict[int, list[SoftmaxStack]] = {}  # by representation width
+        # by representation width and device (index reaches are tensors on the device)
+        self._stacks: dict[tuple[int, torch.device], list[SoftmaxStack]] = {}
         self._precisions: dict[tuple[int, torch.device], Tensor] = {}
         self._bogc = spec_functions()
 
@@ -219,7 +220,7 @@ class RepresentationAggregator:
             m_mean, m_var = stage1.linear_head_moments(h_m, target, post.mean, post.cov)
             mean[:, m, cols] = m_mean
             var[:, m, cols] = point_mass_at_zero_is_vacuous(m_mean, m_var)
-        for stack in self._softmax_stacks(dim, columns):
+        for stack in self._softmax_stacks(dim, columns, h.device):
             h_s, labels = stack.inputs(h, targets)
             self._update_stack(stack, h_s, labels, present, refresh)
             s_mean, s_var = self._stack_moments(stack, h_s, labels)
@@ -259,16 +260,19 @@ class RepresentationAggregator:
             for src in self.sources
         ]
 
-    def _softmax_stacks(self, dim: int, columns: list[Columns]) -> list[SoftmaxStack]:
-        """The softmax sources stacked by head shape (built once per representation width)."""
-        if dim not in self._stacks:
-            self._stacks[dim] = stack_sources(
+    def _softmax_stacks(
+        self, dim: int, columns: list[Columns], device: torch.device
+    ) -> list[SoftmaxStack]:
+        """The softmax sources stacked by head shape (built once per width and device)."""
+        key = (dim, device)
+        if key not in self._stacks:
+            self._stacks[key] = stack_sources(
                 [src.kind for src in self.sources],
                 [src.head for src in self.sources],
                 columns,
                 dim,
             )
-        return self._stacks[dim]
+        return self._stacks[key]
 
     def _precision(self, n_params: int, device: torch.device) -> Tensor:
         """The prior precision I / prior_var (float64), cached by size."""

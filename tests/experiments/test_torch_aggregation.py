@@ -296,7 +296,8 @@ def test_stacked_heads_equal_the_reference_head_by_head() -> None:
     agg = RepresentationAggregator(
         sources, prior_var=PRIOR_VAR, noise_var=NOISE_VAR, refresh_every=2
     )
-    stacks = agg._softmax_stacks(dim, agg._columns(dim, torch.device("cpu")))
+    cpu = torch.device("cpu")
+    stacks = agg._softmax_stacks(dim, agg._columns(dim, cpu), cpu)
     assert sorted(len(s.members) for s in stacks) == [1, 1, 4]  # K = 3 on two columns
     mask = torch.ones(n, len(sources), dtype=torch.bool)
     mask[[1, 4], 0] = mask[[1, 4], 1] = False  # heads 0 and 1 share their rows
