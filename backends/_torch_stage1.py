@@ -3,7 +3,9 @@
 Formulas and symbols as in the reference modules ``bogc_ref._linear_head``,
 ``bogc_ref._softmax_head`` and ``bogc_ref._empirical``; the formulas are written once,
 in ``_xp_stage1``, and run here through the adapter of ``_torch_xp``. Everything is
-batched over the B samples; the Monte Carlo moments loop over chunks of draws only.
+batched over the B samples (and, for the linearized moments, the Laplace fit and the
+Newton mean, over any leading axes: a stack of heads); the Monte Carlo moments loop over
+chunks of draws only.
 Moment functions compute in the compute dtype (float32 for float32 and half inputs,
 float64 for float64); the posterior fits and every Cholesky factor are computed in
 float64, like the reference, and cast back. Inputs are validated already.

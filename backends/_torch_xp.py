@@ -23,6 +23,8 @@ class TorchNamespace:
     einsum = staticmethod(torch.einsum)
     isfinite = staticmethod(torch.isfinite)
     zeros_like = staticmethod(torch.zeros_like)
+    swapaxes = staticmethod(torch.swapaxes)
+    stack = staticmethod(torch.stack)
     linalg = torch.linalg
 
     @staticmethod
@@ -34,10 +36,11 @@ class TorchNamespace:
     def cholesky_or_none(a: torch.Tensor) -> torch.Tensor | None:
         """The lower Cholesky factor, or None when ``a`` is not positive definite.
 
-        ``cholesky_ex``: no exception; its status costs one device-to-host sync.
+        ``cholesky_ex``: no exception; its status costs one device-to-host sync. For a
+        stack of matrices, the stack of factors, or None when any matrix is not.
         """
         chol, info = torch.linalg.cholesky_ex(a)
-        return chol if int(info.item()) == 0 else None
+        return None if bool(info.any()) else chol
 
     def __init__(self, device: torch.device) -> None:
         self.device = device

@@ -6,6 +6,13 @@ also run it with ``xp = numpy``.
 Inputs are validated arrays already in the compute dtype; formulas as in the reference
 (``bogc_ref._linear_head``, ``bogc_ref._softmax_head``, ``bogc_ref._empirical``). The
 only host round-trip is the Cholesky success test (one scalar) of the jitter policy.
+
+The linearized softmax moments, the Laplace fit and the Newton mean also take a stack of
+heads of one shape along leading axes (h (..., B, D), weights (..., K, D+1), covariances
+(..., K(D+1), K(D+1))), each head computed by the same formulas (the fit where ``sla``
+solves stacks of triangular systems, as torch's does): the training integration stacks its
+small heads so that they cost one call's operations. The other functions, and every spec
+function's public signature, are per head.
 """
 
 from __future__ import annotations
@@ -20,8 +27,13 @@ from bogc_ref._softmax_head import LAPLACE_CHUNK_ELEMENTS
 
 
 def augmented(xp: Any, h: Any) -> Any:
-    """``h̃ = [h, 1]``."""
-    return xp.concatenate([h, xp.ones((h.shape[0], 1), dtype=h.dtype)], axis=1)
+    """``h̃ = [h, 1]`` along the last axis (any leading axes)."""
+    return xp.concatenate([h, xp.ones((*h.shape[:-1], 1), dtype=h.dtype)], axis=-1)
+
+
+def swap_last(xp: Any, a: Any) -> Any:
+    """The transpose of the last two axes (``.T`` of a matrix, of each matrix of a stack)."""
+    return xp.swapaxes(a, -1, -2)
 
 
 def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
@@ -29,6 +41,8 @@ def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
 
     A namespace may bring its own factorisation as ``xp.cholesky_or_none`` (the factor,
     or None when the matrix is not positive definite): torch does, without exceptions.
+    A stack of matrices (leading axes) is factored at once; only where some matrix fails
+    does each go through the jitter policy on its own (its name then carries its index).
     """
     factor = getattr(xp, "cholesky_or_none", None)
     if factor is None:
@@ -40,7 +54,13 @@ def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
                 return None
             return chol if bool(xp.isfinite(chol).all()) else None  # CuPy gives NaN on failure
 
-    return jittered(xp, xp.asarray(a, dtype=xp.float64), name, factor)
+    a64 = xp.asarray(a, dtype=xp.float64)
+    if a64.ndim > 2:  # a stack: one factorisation, the jitter policy matrix by matrix if needed
+        chol = factor(a64) if bool(xp.isfinite(a64).all()) else None
+        if chol is not None:
+            return chol
+        return xp.stack([jittered(xp, one, f"{name} [{i}]", factor) for i, one in enumerate(a64)])
+    return jittered(xp, a64, name, factor)
 
 
 def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:
@@ -92,10 +112,10 @@ def psd_factor(xp: Any, a: Any, name: str) -> Any:
         ) from None
 
 
-def cho_solve(sla: Any, chol: Any, rhs: Any) -> Any:
+def cho_solve(xp: Any, sla: Any, chol: Any, rhs: Any) -> Any:
     """``A⁻¹ rhs`` from the lower factor of A (two triangular solves)."""
     half = sla.solve_triangular(chol, rhs, lower=True)
-    return sla.solve_triangular(chol.T, half, lower=False)
+    return sla.solve_triangular(swap_last(xp, chol), half, lower=False)
 
 
 def cho_inverse(xp: Any, sla: Any, chol: Any) -> Any:
@@ -109,8 +129,8 @@ def cho_inverse(xp: Any, sla: Any, chol: Any) -> Any:
     own = getattr(sla, "cholesky_inverse", None)
     if own is not None:
         return own(chol)
-    inverse = cho_solve(sla, chol, xp.eye(chol.shape[0], dtype=chol.dtype))
-    return 0.5 * (inverse + inverse.T)
+    inverse = cho_solve(xp, sla, chol, xp.eye(chol.shape[-1], dtype=chol.dtype))
+    return 0.5 * (inverse + swap_last(xp, inverse))
 
 
 def softmax(xp: Any, logits: Any) -> Any:
@@ -181,43 +201,94 @@ def softmax_head_moments(
 def softmax_head_moments_linearized(
     xp: Any, h: Any, targets: Any, w_mean: Any, w_cov: Any
 ) -> tuple[Any, Any]:
-    """Linearized moments (``bogc_ref.softmax_head_moments_linearized``)."""
-    n_classes, width = w_mean.shape
+    """Linearized moments (``bogc_ref.softmax_head_moments_linearized``).
+
+    Any leading axes are a stack of heads computed at once (h (..., B, D), targets
+    (..., B, K), w_mean (..., K, D+1), w_cov (..., K(D+1), K(D+1))): the training
+    integration stacks heads of one shape, so that a few tiny heads cost one call's
+    operations instead of one call each. Every formula is per head, as without them.
+    """
+    *lead, n_classes, width = w_mean.shape
     dim = width - 1
-    n_rows = h.shape[0]
+    n_rows = h.shape[-2]
     h_tilde = augmented(xp, h)
-    p = softmax(xp, h_tilde @ w_mean.T)
+    p = softmax(xp, h_tilde @ swap_last(xp, w_mean))
     r = p - targets
-    a_weights = w_mean[:, :dim]
-    mean = r @ a_weights
-    jac_a = (a_weights.T[None, :, :] - (p @ a_weights)[:, :, None]) * p[:, None, :]  # (B, D, K)
+    a_weights = w_mean[..., :dim]
+    # jac_a[b, i, l] = (a_li - (p_b a)_i) p_bl: the Jacobian of g through p, per unit h̃.
+    jac_a = (swap_last(xp, a_weights)[..., None, :, :] - (p @ a_weights)[..., :, :, None]) * (
+        p[..., :, None, :]
+    )  # (..., B, D, K)
     # Σ as blocks[l, i, m, j]; same_dim[l, m, i] = Σ[(l, i), (m, i)] for i < D.
-    blocks = w_cov.reshape(n_classes, width, n_classes, width)
-    same_dim = xp.diagonal(blocks[:, :dim, :, :dim], axis1=1, axis2=3)  # (K, K, D)
-    term1 = (r[:, :, None] * r[:, None, :]).reshape(n_rows, n_classes * n_classes) @ (
-        same_dim.reshape(n_classes * n_classes, dim)
-    )
+    blocks = w_cov.reshape(*lead, n_classes, width, n_classes, width)
+    same_dim = xp.diagonal(blocks[..., :dim, :, :dim], axis1=-3, axis2=-1)  # (..., K, K, D)
+    term1 = (r[..., :, :, None] * r[..., :, None, :]).reshape(
+        *lead, n_rows, n_classes * n_classes
+    ) @ same_dim.reshape(*lead, n_classes * n_classes, dim)
     # h̃ = s ĥ, s = max|h̃_b| >= 1: the contractions use ĥ and s is folded in afterwards (as
     # the reference), so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
-    size = xp.amax(abs(h_tilde), axis=1)
-    unit = h_tilde / size[:, None]
-    # The one large contraction, a single matrix product:
-    # sigma_h[b, l, j, m] = Σ_k Σ[(l, j), (m, k)] ĥ_bk, i.e. (I_K ⊗ ĥ_b) applied to Σ's columns.
-    sigma_h = (unit @ w_cov.reshape(n_classes * width * n_classes, width).T).reshape(
-        n_rows, n_classes, width, n_classes
-    )
-    # quad[b, l, m] = ĥ_bᵀ Σ_lm ĥ_b and along_r[b, i, m] = Σ_l r_bl sigma_h[b, l, i, m]:
-    # batched matrix products over the samples, reading sigma_h in its own layout.
-    quad = (unit[:, None, None, :] @ sigma_h)[:, :, 0, :]  # (B, K, K)
-    along_r = (r[:, None, :] @ sigma_h.reshape(n_rows, n_classes, width * n_classes)).reshape(
-        n_rows, width, n_classes
-    )[:, :dim, :]  # (B, D, K)
-    term2 = 2.0 * (jac_a * along_r).sum(axis=2) * size[:, None]
-    scaled_a = jac_a * size[:, None, None]
-    term3 = ((scaled_a @ quad) * scaled_a).sum(axis=2)
-    return mean, xp.maximum(
+    size = xp.amax(abs(h_tilde), axis=-1)
+    unit = h_tilde / size[..., None]
+    # quad[b, l, m] = ĥ_bᵀ Σ_lm ĥ_b and along_r[b, i, m] = Σ_{l,k} r_bl Σ[(l, i), (m, k)] ĥ_bk.
+    if width <= PAIR_PRODUCTS_MAX_WIDTH:
+        quad, along_r = _quad_along_by_pairs(xp, unit, r, w_cov, n_classes, width)
+    else:
+        quad, along_r = _quad_along_by_sigma_h(xp, unit, r, w_cov, n_classes, width)
+    term2 = 2.0 * (jac_a * along_r).sum(axis=-1) * size[..., None]
+    scaled_a = jac_a * size[..., None, None]
+    term3 = ((scaled_a @ quad) * scaled_a).sum(axis=-1)
+    return (r @ a_weights), xp.maximum(
         term1 + term2 + term3, 0.0
     )  # rounding below 0 is 0, as in the reference
+
+
+#: Head widths D+1 up to which :func:`softmax_head_moments_linearized` forms its two
+#: contractions as matrix products over pairs of columns (two products of about B·K²(D+1)²
+#: each, no per-sample products); wider heads contract Σ with ĥ once (one product of that
+#: size) and then take B·K small per-sample products, which cost more than a product's
+#: worth only while they are tiny. Measured crossover on one CPU thread, B = 128, K = 10:
+#: between 33 and 49 columns.
+PAIR_PRODUCTS_MAX_WIDTH = 40
+
+
+def _quad_along_by_pairs(
+    xp: Any, unit: Any, r: Any, w_cov: Any, n_classes: int, width: int
+) -> tuple[Any, Any]:
+    """quad = (ĥ ⊗ ĥ) Σ' and along_r = (r ⊗ ĥ) Σ'', Σ', Σ'' the blocks of Σ reordered."""
+    *lead, n_rows, _ = unit.shape
+    dim, n_lead = width - 1, len(lead)
+    blocks = w_cov.reshape(*lead, n_classes, width, n_classes, width)  # [l, j, m, k]
+    axes = tuple(range(n_lead))
+    l_ax, j_ax, m_ax, k_ax = (n_lead + i for i in range(4))
+    by_pairs = xp.transpose(blocks, (*axes, j_ax, k_ax, l_ax, m_ax)).reshape(
+        *lead, width * width, n_classes * n_classes
+    )
+    by_r = xp.transpose(blocks[..., :dim, :, :], (*axes, l_ax, k_ax, j_ax, m_ax)).reshape(
+        *lead, n_classes * width, dim * n_classes
+    )
+    uu = (unit[..., :, :, None] * unit[..., :, None, :]).reshape(*lead, n_rows, width * width)
+    ru = (r[..., :, :, None] * unit[..., :, None, :]).reshape(*lead, n_rows, n_classes * width)
+    quad = (uu @ by_pairs).reshape(*lead, n_rows, n_classes, n_classes)
+    along_r = (ru @ by_r).reshape(*lead, n_rows, dim, n_classes)
+    return quad, along_r
+
+
+def _quad_along_by_sigma_h(
+    xp: Any, unit: Any, r: Any, w_cov: Any, n_classes: int, width: int
+) -> tuple[Any, Any]:
+    """quad and along_r from sigma_h = (I_K ⊗ ĥ_b) applied to Σ's columns (one product)."""
+    *lead, n_rows, _ = unit.shape
+    dim = width - 1
+    # sigma_h[b, l, j, m] = Σ_k Σ[(l, j), (m, k)] ĥ_bk, one matrix product.
+    sigma_h = (
+        unit @ swap_last(xp, w_cov.reshape(*lead, n_classes * width * n_classes, width))
+    ).reshape(*lead, n_rows, n_classes, width, n_classes)
+    # Batched matrix products over the samples, reading sigma_h in its own layout.
+    quad = (unit[..., :, None, None, :] @ sigma_h)[..., 0, :]  # (..., B, K, K)
+    along_r = (
+        r[..., :, None, :] @ sigma_h.reshape(*lead, n_rows, n_classes, width * n_classes)
+    ).reshape(*lead, n_rows, width, n_classes)[..., :dim, :]  # (..., B, D, K)
+    return quad, along_r
 
 
 def empirical_moments(xp: Any, g: Any) -> tuple[Any, Any]:
@@ -246,48 +317,66 @@ def linear_head_posterior(
         p0 + h_tilde.T @ h_tilde / noise_var,
         "h, noise_var, prior_precision: the posterior precision P0 + H̃ᵀH̃/noise_var",
     )
-    mean = cho_solve(sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
+    mean = cho_solve(xp, sla, chol, p0 @ m0.T + h_tilde.T @ y / noise_var).T
     return mean, cho_inverse(xp, sla, chol)
 
 
 def softmax_head_laplace(
     xp: Any, sla: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any
 ) -> tuple[Any, Any]:
-    """One Newton step with the Kronecker-structured GGN (float64 inputs)."""
-    n_classes, width = theta.shape
-    n_params = n_classes * width
+    """One Newton step with the Kronecker-structured GGN (float64 inputs).
+
+    Any leading axes are a stack of heads fitted at once (h (..., B, D), targets (..., B, K),
+    theta and m0 (..., K, D+1), p0 (K(D+1), K(D+1)) or a stack of them), as in
+    :func:`softmax_head_moments_linearized`; every formula is per head.
+    """
+    *lead, n_classes, width = theta.shape
+    n_params, n_lead = n_classes * width, len(lead)
     h_tilde = augmented(xp, h)
-    p = softmax(xp, h_tilde @ theta.T)
-    eye = xp.eye(n_classes, dtype=p.dtype)[None]
+    p = softmax(xp, h_tilde @ swap_last(xp, theta))
+    eye = xp.eye(n_classes, dtype=p.dtype)
     # Σ_b C_b ⊗ h̃_b h̃_bᵀ over chunks of rows, each chunk's (rows, K² + (D+1)²) work arrays
-    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result): memory as in the reference.
+    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result) per head: memory as in the
+    # reference, times the number of heads stacked.
     per_row = n_classes**2 + width**2
     rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
-    ggn = xp.zeros((n_classes**2, width**2), dtype=p.dtype)
-    for start in range(0, h_tilde.shape[0], rows):
-        pc, hc = p[start : start + rows], h_tilde[start : start + rows]
-        curvature = eye * pc[:, None, :] - pc[:, :, None] * pc[:, None]
-        outer = hc[:, :, None] * hc[:, None, :]
-        ggn = ggn + curvature.reshape(-1, n_classes**2).T @ outer.reshape(-1, width**2)
-    ggn = ggn.reshape(n_classes, n_classes, width, width)
-    precision = p0 + xp.transpose(ggn, (0, 2, 1, 3)).reshape(n_params, n_params)
-    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
+    ggn: Any = None  # the first chunk's product starts the sum (no zeros to add it to)
+    for start in range(0, max(h_tilde.shape[-2], 1), rows):
+        pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
+        curvature = eye * pc[..., :, None, :] - pc[..., :, :, None] * pc[..., :, None, :]
+        outer = hc[..., :, :, None] * hc[..., :, None, :]
+        part = swap_last(xp, curvature.reshape(*lead, -1, n_classes**2)) @ outer.reshape(
+            *lead, -1, width**2
+        )
+        ggn = part if ggn is None else ggn + part
+    ggn = ggn.reshape(*lead, n_classes, n_classes, width, width)
+    axes = (*range(n_lead), n_lead, n_lead + 2, n_lead + 1, n_lead + 3)
+    precision = p0 + xp.transpose(ggn, axes).reshape(*lead, n_params, n_params)
+    grad = laplace_gradient(xp, h_tilde, p, targets, theta, m0, p0)
     chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
-    mean = theta.reshape(-1) - cho_solve(sla, chol, grad[:, None])[:, 0]
+    mean = theta.reshape(*lead, -1) - cho_solve(xp, sla, chol, grad[..., None])[..., 0]
     return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
 
 
-def laplace_gradient(h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: Any) -> Any:
-    """∇_θ [Σ_b CE_b + ½(θ − m0)ᵀP0(θ − m0)] = vec((P − Y)ᵀH̃) + P0 vec(θ − m0), θ row-major."""
-    return ((p - targets).T @ h_tilde).reshape(-1) + p0 @ (theta - m0).reshape(-1)
+def laplace_gradient(
+    xp: Any, h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: Any
+) -> Any:
+    """∇_θ [Σ_b CE_b + ½(θ − m0)ᵀP0(θ − m0)] = vec((P − Y)ᵀH̃) + P0 vec(θ − m0), θ row-major
+    (any leading axes: a stack of heads)."""
+    lead = theta.shape[:-2]
+    data = (swap_last(xp, p - targets) @ h_tilde).reshape(*lead, -1)
+    return data + (p0 @ (theta - m0).reshape(*lead, -1, 1))[..., 0]
 
 
 def laplace_mean_with_covariance(
     xp: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any, cov: Any
 ) -> Any:
     """The Laplace mean θ − Σ∇ (the Newton step of ``softmax_head_laplace``) at new weights
-    θ with a given covariance Σ (an earlier fit's): O(B K (D+1) + K²(D+1)²), no solve."""
+    θ with a given covariance Σ (an earlier fit's): O(B K (D+1) + K²(D+1)²), no solve.
+    Any leading axes are a stack of heads, as in :func:`softmax_head_moments_linearized`."""
+    lead = theta.shape[:-2]
     h_tilde = augmented(xp, h)
-    p = softmax(xp, h_tilde @ theta.T)
-    grad = laplace_gradient(h_tilde, p, targets, theta, m0, p0)
-    return (theta.reshape(-1) - cov @ grad).reshape(theta.shape)
+    p = softmax(xp, h_tilde @ swap_last(xp, theta))
+    grad = laplace_gradient(xp, h_tilde, p, targets, theta, m0, p0)
+    step = (cov @ grad[..., None])[..., 0]
+    return (theta.reshape(*lead, -1) - step).reshape(theta.shape)

@@ -16,7 +16,8 @@ the measured figure, the target and MET / MISSED:
    calibrate_grad and the NumPy reference;
 4. representation level (``RepresentationAggregator``) at the mvlearn defaults: one BOGC
    step <= 3x a summed-loss step (training_cases.py), and the ratio as the fused head grows
-   and with the refresh interval;
+   and with the refresh interval; ``representation-parts`` prints what the step spends
+   its time on (a breakdown, not a target);
 5. parameter level at P = 74,240: one calibrated step <= 2·M x a summed forward-backward
    (M = 3), materialising (``calibrated_param_grads``) and factored
    (``calibrated_linear_grads``);
@@ -189,6 +190,40 @@ def representation_growth() -> list[str]:
     return lines
 
 
+def representation_parts() -> list[str]:
+    """What one representation-level step at the mvlearn defaults spends its time on."""
+    import torch
+
+    from benchmarks.training_cases import late_fusion_case, late_fusion_parts
+
+    plain, bogc = late_fusion_case("plain"), late_fusion_case("bogc")
+    parts: dict[str, Callable[[], Any]] = {
+        "summed-loss step": plain,
+        "BOGC step (mean over a refresh window of 5)": lambda: [bogc() for _ in range(5)],
+        **late_fusion_parts(),
+    }
+    times: dict[str, list[float]] = {name: [] for name in parts}
+    for func in parts.values():
+        func()
+    for _ in range(15):  # interleaved, so that load from other processes hits every part
+        for name, func in parts.items():
+            start = time.perf_counter()
+            func()
+            times[name].append(time.perf_counter() - start)
+    medians = {name: float(np.median(t)) for name, t in times.items()}
+    medians["BOGC step (mean over a refresh window of 5)"] /= 5
+    step = medians["BOGC step (mean over a refresh window of 5)"]
+    lines = [
+        "[4c] representation level, parts of one step (median ms of interleaved calls, "
+        f"{torch.get_num_threads()} thread(s); each part is timed alone, after the others "
+        "have evicted its data from the caches, so the parts are upper bounds; % of the "
+        "BOGC step):"
+    ]
+    for name, seconds in medians.items():
+        lines.append(f"    {name:52s} {seconds * 1e3:7.2f} ms  {100 * seconds / step:5.1f}%")
+    return lines
+
+
 def parameter_target() -> list[str]:
     from benchmarks.training_cases import TRUNK_SOURCES, trunk_case
 
@@ -266,6 +301,7 @@ SECTIONS: dict[str, Callable[[], list[str]]] = {
     "calibrate": calibrate_target,
     "representation": representation_target,
     "representation-growth": representation_growth,
+    "representation-parts": representation_parts,
     "parameter": parameter_target,
     "reference-blas": reference_blas_target,
     "validation": validation_target,

@@ -16,7 +16,8 @@
   ``bogc_ref.training.linear_moments``.
 
 Each case returns a callable doing one step; the callers time them (asv suites,
-``targets.py``).
+``targets.py``). :func:`late_fusion_parts` splits the representation-level step into its
+parts (``targets.py representation-parts``).
 """
 
 from __future__ import annotations
@@ -72,6 +73,75 @@ def late_fusion_case(aggregation: str, rep_dim: int = 8, **agg_kwargs: Any) -> C
         opt.step()
 
     return step
+
+
+def late_fusion_parts(rep_dim: int = 8) -> dict[str, Callable[[], Any]]:
+    """The parts of one BOGC step of :func:`late_fusion_case` at the experiment's settings,
+    each a callable: the aggregator's moments on a refit step and on a Newton step, the
+    compiled ``calibrate``, and the stage-1 calls they make (the six view heads stacked,
+    the fused head), on one batch's detached representation."""
+    import torch
+    from torch import nn
+
+    from bogc_ref.backends import _torch_stage1 as stage1
+    from bogc_ref.experiments.late_fusion import LateFusion
+    from bogc_ref.training._backend import training_calibrate
+    from bogc_ref.training.representation import RepresentationAggregator, Source
+
+    torch.manual_seed(0)
+    model = LateFusion(list(VIEW_WIDTHS), 32, rep_dim, N_CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(LATE_FUSION_BATCH, w, generator=gen) for w in VIEW_WIDTHS]
+    y = torch.randint(0, N_CLASSES, (LATE_FUSION_BATCH,), generator=gen)
+    present = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS), dtype=torch.bool)
+    mask = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS) + 1, dtype=torch.bool)
+    targets = [y] * (len(VIEW_WIDTHS) + 1)
+    sources = [
+        Source(head, "softmax", model.slice(v))  # type: ignore[arg-type]
+        for v, head in enumerate(model.view_heads)
+    ]
+    sources.append(Source(model.fused_head, "softmax"))  # type: ignore[arg-type]
+    with torch.no_grad():
+        h = model.represent(xs, present).double()
+    refit = RepresentationAggregator(sources, refresh_every=1)
+    newton = RepresentationAggregator(sources, refresh_every=10**9)
+    newton.moments(h, targets, mask)
+    mean, var, rows = newton.moments(h, targets, mask)
+
+    def head_inputs(heads: list[Any], columns: list[slice]) -> tuple[Any, ...]:
+        h_s = torch.stack([h[:, cols] for cols in columns])
+        one_hot = nn.functional.one_hot(torch.stack([y] * len(heads)), N_CLASSES).double()
+        w = (
+            torch.stack([torch.cat([hd.weight, hd.bias[:, None]], dim=1) for hd in heads])
+            .detach()
+            .double()
+        )
+        n_params = w.shape[1] * w.shape[2]
+        p0 = torch.eye(n_params, dtype=torch.float64)
+        post_mean, post_cov = stage1.softmax_head_laplace(h_s, one_hot, w, 0 * w, p0)
+        return h_s, one_hot, w, p0, post_mean, post_cov.contiguous()
+
+    views = head_inputs(list(model.view_heads), [model.slice(v) for v in range(6)])
+    fused = head_inputs([model.fused_head], [slice(None)])
+    parts: dict[str, Callable[[], Any]] = {
+        "moments(), a refit step": lambda: refit.moments(h, targets, mask),
+        "moments(), a Newton step": lambda: newton.moments(h, targets, mask),
+        "calibrate (compiled)": lambda: training_calibrate(mean, var, mask=rows),
+    }
+    for name, (h_s, one_hot, w, p0, post_mean, post_cov) in (
+        ("6 view heads stacked", views),
+        ("fused head", fused),
+    ):
+        parts[f"  linearized moments, {name}"] = lambda a=(h_s, one_hot, post_mean, post_cov): (
+            stage1.softmax_head_moments_linearized(*a)
+        )
+        parts[f"  Laplace fit, {name}"] = lambda a=(h_s, one_hot, w, 0 * w, p0): (
+            stage1.softmax_head_laplace(*a)
+        )
+        parts[f"  Newton mean, {name}"] = lambda a=(h_s, one_hot, w, 0 * w, p0, post_cov): (
+            stage1.laplace_mean_with_covariance(*a)
+        )
+    return parts
 
 
 def trunk_model(hidden: int, seed: int = 0) -> Any:

@@ -31,10 +31,15 @@ P_0(\theta-m_0)]` with the cached :math:`\Sigma`; a linear head's conjugate post
 reused whole. ``refresh_every=1`` is the spec's posterior at every step.
 
 Cost per step, for a softmax head of K classes on D columns (batch B): the linearized
-moments, :math:`O(BK^2(D+1)^2)` (one matrix product), and the mean update,
+moments, :math:`O(BK^2(D+1)^2)` (one or two matrix products), and the mean update,
 :math:`O(BK(D+1) + K^2(D+1)^2)`; every ``refresh_every`` steps the fit adds the GGN,
 :math:`O(BK^2(D+1)^2)`, and the Cholesky factor and inverse, :math:`O(K^3(D+1)^3)`. A window
-of R steps between refits costs one fit plus R moment evaluations: linear in R.
+of R steps between refits costs one fit plus R moment evaluations: linear in R. Softmax
+heads of the same shape (K, D) are stacked: their fit, mean update and moments are one call
+of the stage-1 code each (with a leading axis over the heads), so that several small heads
+(late fusion's one head per view) cost about one head's operations, not one each; the
+posterior fits of stacked heads whose present rows differ (missing modalities) are split
+into calls by their rows.
 Under ``torch.distributed`` with ``distributed=True`` the posterior is fitted on the batch
 gathered from every rank (see :mod:`bogc_ref.training.distributed`), so each rank uses
 the same, global posterior.
@@ -69,6 +74,7 @@ from ._backend import (
     training_calibrate,
     unchecked_stage1,
 )
+from ._softmax_stack import Columns, SoftmaxStack, row_groups, stack_sources
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -104,13 +110,6 @@ class Source:
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= dim):
             raise ValueError(f"reach: column indices must lie in [0, {dim}), got {idx.tolist()}")
         return idx
-
-
-def head_matrix(head: nn.Linear) -> Tensor:
-    """W = [weight, bias] (K, D+1), bias last, detached (a zero bias when the head has none)."""
-    weight = head.weight.detach()
-    bias = head.bias.detach() if head.bias is not None else weight.new_zeros(weight.shape[0])
-    return torch.cat([weight, bias[:, None]], dim=1)
 
 
 class RepresentationAggregator:
@@ -178,6 +177,9 @@ class RepresentationAggregator:
         self.calibrate_kwargs = calibrate_kwargs
         self.step = 0
         self._posteriors: list[Any] = [None] * len(self.sources)
+        # by representation width and device (index reaches are tensors on the device)
+        self._stacks: dict[tuple[int, torch.device], list[SoftmaxStack]] = {}
+        self._precisions: dict[tuple[int, torch.device], Tensor] = {}
         self._bogc = spec_functions()
 
     def moments(
@@ -203,26 +205,26 @@ class RepresentationAggregator:
         refresh = self.step % self.refresh_every == 0
         mean = h.new_zeros((n_rows, len(self.sources), dim))
         var = torch.full_like(mean, float("inf"))
+        columns = self._columns(dim, h.device)
         for m, (src, target) in enumerate(zip(self.sources, targets, strict=True)):
-            # A slice (or all columns) indexes by view; an index list by a gather.
-            cols: slice | Tensor = (
-                src.reach
-                if isinstance(src.reach, slice)
-                else slice(None)
-                if src.reach is None
-                else src.columns(dim).to(h.device)
-            )
+            if src.kind != "linear":
+                continue
+            cols = columns[m]
             h_m = h[:, cols]
             if refresh or self._posteriors[m] is None:
                 self._posteriors[m] = self._posterior(src, h_m, target, present[:, m])
-            elif src.kind == "softmax":
-                self._posteriors[m] = self._newton_mean(m, h_m, target, present[:, m])
             post = self._posteriors[m]
             if post is None:  # no present row anywhere: the source stays vacuous
                 continue
-            moments = self._source_moments(src, h_m, target, post)
-            mean[:, m, cols] = moments.mean
-            var[:, m, cols] = point_mass_at_zero_is_vacuous(moments.mean, moments.var)
+            stage1 = unchecked_stage1()
+            m_mean, m_var = stage1.linear_head_moments(h_m, target, post.mean, post.cov)
+            mean[:, m, cols] = m_mean
+            var[:, m, cols] = point_mass_at_zero_is_vacuous(m_mean, m_var)
+        for stack in self._softmax_stacks(dim, columns, h.device):
+            h_s, labels = stack.inputs(h, targets)
+            self._update_stack(stack, h_s, labels, present, refresh)
+            s_mean, s_var = self._stack_moments(stack, h_s, labels)
+            stack.scatter(s_mean, point_mass_at_zero_is_vacuous(s_mean, s_var), mean, var)
         self.step += 1
         return mean, var, present
 
@@ -247,70 +249,129 @@ class RepresentationAggregator:
     # The posteriors and moments below run the torch backend's stage-1 code without its
     # input checks: h and the targets were checked once in ``moments``, and the posteriors
     # are this class's own (symmetric by construction, finite when their inputs are).
-    def _fit_rows(self, h_m: Tensor, target: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """The present rows of h_m and the target, gathered over ranks under DDP."""
-        h_fit, t_fit = h_m[rows], target[rows]
+    def _columns(self, dim: int, device: torch.device) -> list[Columns]:
+        """Each source's reached columns: a slice (a view of h) or an index tensor."""
+        return [
+            src.reach
+            if isinstance(src.reach, slice)
+            else slice(None)
+            if src.reach is None
+            else src.columns(dim).to(device)
+            for src in self.sources
+        ]
+
+    def _softmax_stacks(
+        self, dim: int, columns: list[Columns], device: torch.device
+    ) -> list[SoftmaxStack]:
+        """The softmax sources stacked by head shape (built once per width and device)."""
+        key = (dim, device)
+        if key not in self._stacks:
+            self._stacks[key] = stack_sources(
+                [src.kind for src in self.sources],
+                [src.head for src in self.sources],
+                columns,
+                dim,
+            )
+        return self._stacks[key]
+
+    def _precision(self, n_params: int, device: torch.device) -> Tensor:
+        """The prior precision I / prior_var (float64), cached by size."""
+        key = (n_params, device)
+        if key not in self._precisions:
+            eye = torch.eye(n_params, dtype=torch.float64, device=device)
+            self._precisions[key] = eye / self.prior_var
+        return self._precisions[key]
+
+    def _update_stack(
+        self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor, present: Tensor, refresh: bool
+    ) -> None:
+        """Refit (Laplace) or move (Newton step with the cached covariance) the posteriors of
+        a stack's members: one call each for the members that share their present rows."""
+        f64, dtype = torch.float64, h_s.dtype
+        stack.allocate(dtype, h_s.device)
+        precision = self._precision(stack.n_params, h_s.device)
+        weights = stack.weights(f64, h_s.device)
+        stage1 = unchecked_stage1()
+        for positions, rows in row_groups(present[:, stack.members]):
+            h_fit, t_fit = self._fit_rows(rows, h_s[positions], labels[positions, :, None])
+            refit = [i for i in positions if refresh or not stack.fitted[i]]
+            move = [i for i in positions if i not in refit]
+            if h_fit.shape[1] == 0:  # no present row: no refit; a cached posterior stays
+                for i in refit:
+                    stack.fitted[i] = False
+                continue
+            one_hot = nn.functional.one_hot(t_fit[..., 0], stack.n_classes).to(f64)
+            h_fit = h_fit.to(f64)
+            for chosen, fit in ((refit, True), (move, False)):
+                if not chosen:
+                    continue
+                at = [positions.index(i) for i in chosen]
+                w = weights[chosen]
+                if fit:
+                    post_mean, post_cov = stage1.softmax_head_laplace(
+                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision
+                    )
+                    stack.store(chosen, post_mean, post_cov)
+                else:
+                    post_mean = stage1.laplace_mean_with_covariance(
+                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision,
+                        stack.covariances(chosen).to(f64),
+                    )  # fmt: skip
+                    stack.store(chosen, post_mean)
+        for i, m in enumerate(stack.members):
+            post = stack.posterior(i)
+            self._posteriors[m] = None if post is None else _Posterior(*post)
+
+    def _stack_moments(
+        self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """The members' moments (H, B, D): the linearized ones in one call, or Monte Carlo
+        per member (zero, and left out by ``scatter``, where a member has no posterior)."""
+        assert stack.mean is not None and stack.cov is not None
+        if self.softmax_moments == "linearized":
+            one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h_s.dtype)
+            out: tuple[Tensor, Tensor] = unchecked_stage1().softmax_head_moments_linearized(
+                h_s, one_hot, stack.mean, stack.cov
+            )
+            return out
+        mean, var = torch.zeros_like(h_s), torch.zeros_like(h_s)
+        for i in range(len(stack.members)):
+            if stack.fitted[i]:
+                mean[i], var[i] = self._bogc.softmax_head_moments(
+                    h_s[i],
+                    labels[i],
+                    stack.mean[i],
+                    stack.cov[i],
+                    n_samples=self.n_samples,
+                    seed=self.seed + self.step,
+                )
+        return mean, var
+
+    def _fit_rows(self, rows: Tensor | None, *tensors: Tensor) -> list[Tensor]:
+        """The present rows (axis -2; all of them where ``rows`` is None) of each tensor,
+        gathered over ranks under DDP."""
+        picked = [t if rows is None else t[..., rows, :] for t in tensors]
         if self.distributed:
             from .distributed import gather_rows, is_distributed
 
             if is_distributed():
-                h_fit, t_fit = gather_rows(h_fit), gather_rows(t_fit)
-        return h_fit, t_fit
-
-    def _newton_mean(self, m: int, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
-        """Source m's cached softmax posterior with its mean moved to the Newton step from
-        the head's current weights on this batch (``laplace_mean_with_covariance``)."""
-        src, post = self.sources[m], self._posteriors[m]
-        h_fit, t_fit = self._fit_rows(h_m, target, rows)
-        if post is None or h_fit.shape[0] == 0:
-            return post
-        f64 = torch.float64
-        k, n_cols = post.mean.shape
-        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
-        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
-        mean = unchecked_stage1().laplace_mean_with_covariance(
-            h_fit.to(f64),
-            nn.functional.one_hot(t_fit, k).to(f64),
-            w,
-            torch.zeros_like(w),
-            precision,
-            post.cov.to(f64),
-        )
-        return _Posterior(mean.to(h_m.dtype), post.cov)
+                picked = [gather_rows(t.movedim(-2, 0)).movedim(0, -2) for t in picked]
+        return picked
 
     def _posterior(self, src: Source, h_m: Tensor, target: Tensor, rows: Tensor) -> Any:
-        h_fit, t_fit = self._fit_rows(h_m, target, rows)
+        """A linear head's conjugate posterior on the present rows (None without any)."""
+        h_fit, t_fit = self._fit_rows(rows, h_m, target)
         if h_fit.shape[0] == 0:
             return None
         n_cols = h_m.shape[1] + 1
         k = src.head.out_features
         f64 = torch.float64
         zeros = h_fit.new_zeros((k, n_cols), dtype=f64)
-        stage1 = unchecked_stage1()
-        if src.kind == "linear":
-            precision = torch.eye(n_cols, dtype=f64, device=h_m.device) / self.prior_var
-            mean, cov = stage1.linear_head_posterior(
-                h_fit.to(f64), t_fit.to(f64), zeros, precision, self.noise_var
-            )
-            return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype).expand(k, *cov.shape))
-        precision = torch.eye(k * n_cols, dtype=f64, device=h_m.device) / self.prior_var
-        w = head_matrix(src.head).to(device=h_m.device, dtype=f64)
-        one_hot = nn.functional.one_hot(t_fit, k).to(f64)
-        mean, cov = stage1.softmax_head_laplace(h_fit.to(f64), one_hot, w, zeros, precision)
-        return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype))
-
-    def _source_moments(self, src: Source, h_m: Tensor, target: Tensor, post: Any) -> Any:
-        stage1 = unchecked_stage1()
-        if src.kind == "linear":
-            return _Posterior(*stage1.linear_head_moments(h_m, target, post.mean, post.cov))
-        if self.softmax_moments == "linearized":
-            one_hot = nn.functional.one_hot(target, post.mean.shape[0]).to(h_m.dtype)
-            return _Posterior(
-                *stage1.softmax_head_moments_linearized(h_m, one_hot, post.mean, post.cov)
-            )
-        return self._bogc.softmax_head_moments(
-            h_m, target, post.mean, post.cov, n_samples=self.n_samples, seed=self.seed + self.step
+        precision = torch.eye(n_cols, dtype=f64, device=h_m.device) / self.prior_var
+        mean, cov = unchecked_stage1().linear_head_posterior(
+            h_fit.to(f64), t_fit.to(f64), zeros, precision, self.noise_var
         )
+        return _Posterior(mean.to(h_m.dtype), cov.to(h_m.dtype).expand(k, *cov.shape))
 
 
 @dataclass(frozen=True)

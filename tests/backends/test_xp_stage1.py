@@ -81,3 +81,62 @@ def test_xp_cholesky_jitter_policy_and_error() -> None:
     assert np.all(np.isfinite(chol))
     with pytest.raises(np.linalg.LinAlgError, match=r"^a: matrix of shape \(2, 2\)"):
         xs.cholesky_jittered(np, -np.eye(2), "a")
+
+
+@pytest.mark.parametrize("dim", [3, 44])  # head widths on either side of PAIR_PRODUCTS_MAX_WIDTH
+def test_stacked_heads_equal_one_head_at_a_time(dim: int) -> None:
+    """A stack of heads (leading axis) gives each head's own linearized moments and Newton
+    mean, as the reference computes them one head at a time."""
+    assert (dim + 1 <= xs.PAIR_PRODUCTS_MAX_WIDTH) == (dim == 3)
+    rng = np.random.default_rng(dim)
+    n_heads, b, k = 3, 6, 4
+    width = dim + 1
+    h = 2.0 * rng.standard_normal((n_heads, b, dim))
+    labels = rng.integers(0, k, (n_heads, b))
+    targets = np.eye(k)[labels]
+    w = rng.standard_normal((n_heads, k, width))
+    a = rng.standard_normal((n_heads, k * width, k * width))
+    cov = 0.05 * a @ np.swapaxes(a, 1, 2) / (k * width) + 0.01 * np.eye(k * width)
+    p0 = np.eye(k * width) * 0.7
+    mean, var = xs.softmax_head_moments_linearized(np, h, targets, w, cov)
+    newton = xs.laplace_mean_with_covariance(np, h, targets, w, 0 * w, p0, cov)
+    for i in range(n_heads):
+        one = bogc_ref.softmax_head_moments_linearized(h[i], labels[i], w[i], cov[i])
+        np.testing.assert_allclose(mean[i], one.mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(var[i], one.var, rtol=1e-10, atol=1e-12)
+        alone = xs.laplace_mean_with_covariance(np, h[i], targets[i], w[i], 0 * w[i], p0, cov[i])
+        np.testing.assert_allclose(newton[i], alone, rtol=1e-12, atol=1e-14)
+
+
+def test_stacked_laplace_fits_equal_the_reference_head_by_head() -> None:
+    """The torch backend's Laplace fit of a stack of heads equals the reference per head,
+    also when one matrix of the stack needs the jitter policy (then applied to it alone)."""
+    torch = pytest.importorskip("torch")
+    from bogc_ref.backends import _torch_stage1
+    from bogc_ref.backends._torch_xp import namespace_of
+
+    rng = np.random.default_rng(3)
+    n_heads, b, dim, k = 3, 7, 2, 3
+    h = rng.standard_normal((n_heads, b, dim))
+    labels = rng.integers(0, k, (n_heads, b))
+    w = rng.standard_normal((n_heads, k, dim + 1))
+    p0 = np.eye(k * (dim + 1)) * 0.4
+    as_t = torch.from_numpy
+    mean, cov = _torch_stage1.softmax_head_laplace(
+        as_t(h), as_t(np.eye(k)[labels]), as_t(w), as_t(0 * w), as_t(p0)
+    )
+    for i in range(n_heads):
+        one = bogc_ref.softmax_head_laplace(
+            h[i], labels[i], w[i], prior_mean=0 * w[i], prior_precision=p0
+        )
+        np.testing.assert_allclose(mean[i].numpy(), one.mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(cov[i].numpy(), one.cov, rtol=1e-10, atol=1e-12)
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])
+    stack = np.stack([np.eye(2) * 2.0, singular])
+    xp = namespace_of(as_t(stack))
+    got = xs.cholesky_jittered(xp, as_t(stack), "a")
+    for i in range(2):
+        alone = xs.cholesky_jittered(np, stack[i], "a")
+        np.testing.assert_allclose(got[i].numpy(), alone, rtol=1e-12, atol=1e-15)
+    with pytest.raises(np.linalg.LinAlgError, match=r"^a \[1\]: matrix of shape \(2, 2\)"):
+        xs.cholesky_jittered(xp, as_t(np.stack([np.eye(2), -np.eye(2)])), "a")

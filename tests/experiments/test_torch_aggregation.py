@@ -258,3 +258,104 @@ def test_a_saturated_head_is_vacuous_on_that_sample_not_dogmatic() -> None:
     np.testing.assert_allclose(got.grad[0].numpy(), expected.grad[0].numpy(), rtol=1e-12)
     # The other samples are untouched by the rule: the softmax head still has a say there.
     assert torch.all(torch.isfinite(var[1:, 0])) and torch.all(got.belief[1:, 0] > 0)
+
+
+def _softmax_newton(h: np.ndarray, labels: np.ndarray, theta: np.ndarray, cov: np.ndarray):
+    """μ = θ − Σ ∇(θ) on (h, labels), the prior N(0, PRIOR_VAR I) (NumPy, by hand)."""
+    k = theta.shape[0]
+    h_tilde = np.concatenate([h, np.ones((h.shape[0], 1))], axis=1)
+    logits = h_tilde @ theta.T
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    grad = ((prob - np.eye(k)[labels]).T @ h_tilde).ravel() + theta.ravel() / PRIOR_VAR
+    return (theta.ravel() - cov @ grad).reshape(theta.shape)
+
+
+def test_stacked_heads_equal_the_reference_head_by_head() -> None:
+    """Softmax heads of one shape are computed as one stack (posterior, Newton step and
+    moments); heads of other shapes stay apart. Every source's moments must equal the NumPy
+    reference for that head alone: three stacked heads (slice, index-list and slice
+    reaches; two share their present rows, one has other rows), one with another K and one
+    with another D that cannot stack, a source with no present row (vacuous) and a linear
+    head, over a refit and a Newton step."""
+    torch.manual_seed(11)
+    n, dim, k = 10, 6, 3
+    heads = [torch.nn.Linear(2, k).double() for _ in range(3)]
+    other_k, other_d = torch.nn.Linear(2, k + 1).double(), torch.nn.Linear(dim, k).double()
+    absent, lin = torch.nn.Linear(2, k).double(), torch.nn.Linear(2, k).double()
+    sources = [
+        Source(heads[0], "softmax", slice(0, 2)),
+        Source(heads[1], "softmax", [5, 1]),
+        Source(other_k, "softmax", slice(4, 6)),
+        Source(heads[2], "softmax", slice(2, 4)),
+        Source(other_d, "softmax"),
+        Source(absent, "softmax", slice(0, 2)),
+        Source(lin, "linear", slice(3, 5)),
+    ]
+    reaches = [src.reach for src in sources]
+    agg = RepresentationAggregator(
+        sources, prior_var=PRIOR_VAR, noise_var=NOISE_VAR, refresh_every=2
+    )
+    cpu = torch.device("cpu")
+    stacks = agg._softmax_stacks(dim, agg._columns(dim, cpu), cpu)
+    assert sorted(len(s.members) for s in stacks) == [1, 1, 4]  # K = 3 on two columns
+    mask = torch.ones(n, len(sources), dtype=torch.bool)
+    mask[[1, 4], 0] = mask[[1, 4], 1] = False  # heads 0 and 1 share their rows
+    mask[[0, 7, 8], 3] = False
+    mask[[2], 2] = mask[[3, 9], 4] = False
+    mask[:, 5] = False
+    labels = [torch.randint(0, s.head.out_features, (n,)) for s in sources[:6]]
+    y = torch.randn(n, k, dtype=torch.float64)
+    targets = [*labels, y]
+
+    def cols(m: int, h: np.ndarray) -> np.ndarray:
+        reach = reaches[m]
+        return h if reach is None else h[:, reach]
+
+    fits: dict[int, np.ndarray] = {}
+    h_first = np.zeros((n, dim))  # the batch of the refit (the linear posterior's)
+    for step in range(2):
+        h = torch.randn(n, dim, dtype=torch.float64) * (1.0 + step)
+        with torch.no_grad():  # the heads train between the two calls
+            for src in sources:
+                src.head.weight.add_(0.1 * step)
+        mean, var, _ = agg.moments(h, targets, mask)
+        h_np = h.numpy()
+        if step == 0:
+            h_first = h_np
+        for m in range(5):
+            rows = mask[:, m].numpy()
+            lab = labels[m].numpy()
+            theta = _w(sources[m].head)
+            k_m, width = theta.shape
+            if step == 0:
+                fit = ref.softmax_head_laplace(
+                    cols(m, h_np)[rows],
+                    lab[rows],
+                    theta,
+                    prior_mean=np.zeros_like(theta),
+                    prior_precision=np.eye(k_m * width) / PRIOR_VAR,
+                )
+                fits[m] = fit.cov
+                post_mean = fit.mean
+            else:
+                post_mean = _softmax_newton(cols(m, h_np)[rows], lab[rows], theta, fits[m])
+            expected = ref.softmax_head_moments_linearized(cols(m, h_np), lab, post_mean, fits[m])
+            got_mean = cols(m, mean[:, m].numpy())
+            got_var = cols(m, var[:, m].numpy())
+            np.testing.assert_allclose(got_mean, expected.mean, rtol=1e-9, atol=1e-13)
+            np.testing.assert_allclose(got_var, expected.var, rtol=1e-8, atol=1e-15)
+            if reaches[m] is not None:  # columns outside the reach stay vacuous
+                outside = np.ones(dim, bool)
+                outside[reaches[m]] = False
+                assert np.all(np.isinf(var[:, m].numpy()[:, outside]))
+        assert torch.all(torch.isinf(var[:, 5])) and torch.all(mean[:, 5] == 0)
+        post = ref.linear_head_posterior(
+            h_first[:, 3:5],
+            y.numpy(),
+            prior_mean=np.zeros((k, 3)),
+            prior_precision=np.eye(3) / PRIOR_VAR,
+            noise_var=NOISE_VAR,
+        )
+        expected_lin = ref.linear_head_moments(h_np[:, 3:5], y.numpy(), post.mean, post.cov)
+        np.testing.assert_allclose(mean[:, 6, 3:5].numpy(), expected_lin.mean, rtol=1e-9)
