@@ -276,12 +276,13 @@ class CupyBackend:
         mean, var = _without_overflow_nan(
             lambda d: xs.softmax_head_moments_linearized(
                 cupy, t["h"].astype(d), _one_hot(t["labels"], sizes.n_classes, d),
-                t["w_mean"].astype(d), t["w_cov"].astype(d),
+                t["w_mean"].astype(d), t["w_cov"].astype(d), clamp=check_cov,
             ),
             _cdt(out), reference, args, kwargs,
         )  # fmt: skip
         check_vouched_covariance(reference, args, check_cov,
                                  lambda: bool((var < 0).any()), _host)  # fmt: skip
+        var = cupy.maximum(var, 0.0)  # rounding below 0 is 0 (done above with check_cov)
         return Moments(mean.astype(out), var.astype(out))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:

@@ -235,12 +235,13 @@ class TorchBackend:
             mean, var = _without_overflow_nan(
                 lambda d: stage1.softmax_head_moments_linearized(
                     t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d),
-                    t["w_mean"].to(d), t["w_cov"].to(d),
+                    t["w_mean"].to(d), t["w_cov"].to(d), clamp=check_cov,
                 ),
                 compute_dtype(out), reference, args, kwargs,
             )  # fmt: skip
             check_vouched_covariance(reference, args, check_cov,
                                      lambda: has_negative(var), host)  # fmt: skip
+            var = var.clamp_min(0.0)  # rounding below 0 is 0 (done above with check_cov)
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:

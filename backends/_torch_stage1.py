@@ -62,10 +62,17 @@ def softmax_head_moments(
 
 
 def softmax_head_moments_linearized(
-    h: torch.Tensor, targets: torch.Tensor, w_mean: torch.Tensor, w_cov: torch.Tensor
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    w_mean: torch.Tensor,
+    w_cov: torch.Tensor,
+    clamp: bool = True,
 ) -> Pair:
-    """mean = g(μ), var = diag(J Σ Jᵀ) (``bogc_ref.softmax_head_moments_linearized``)."""
-    out: Pair = xs.softmax_head_moments_linearized(namespace_of(h), h, targets, w_mean, w_cov)
+    """mean = g(μ), var = diag(J Σ Jᵀ) (``bogc_ref.softmax_head_moments_linearized``);
+    ``clamp``: see ``_xp_stage1.softmax_head_moments_linearized``."""
+    out: Pair = xs.softmax_head_moments_linearized(
+        namespace_of(h), h, targets, w_mean, w_cov, clamp
+    )
     return out
 
 

@@ -199,9 +199,12 @@ def softmax_head_moments(
 
 
 def softmax_head_moments_linearized(
-    xp: Any, h: Any, targets: Any, w_mean: Any, w_cov: Any
+    xp: Any, h: Any, targets: Any, w_mean: Any, w_cov: Any, clamp: bool = True
 ) -> tuple[Any, Any]:
     """Linearized moments (``bogc_ref.softmax_head_moments_linearized``).
+
+    ``clamp``: a variance rounded below 0 is 0, as in the reference (``False``: the sum as
+    it is, for a caller that tests it for an invalid covariance first).
 
     Any leading axes are a stack of heads computed at once (h (..., B, D), targets
     (..., B, K), w_mean (..., K, D+1), w_cov (..., K(D+1), K(D+1))): the training
@@ -237,9 +240,8 @@ def softmax_head_moments_linearized(
     term2 = 2.0 * (jac_a * along_r).sum(axis=-1) * size[..., None]
     scaled_a = jac_a * size[..., None, None]
     term3 = ((scaled_a @ quad) * scaled_a).sum(axis=-1)
-    return (r @ a_weights), xp.maximum(
-        term1 + term2 + term3, 0.0
-    )  # rounding below 0 is 0, as in the reference
+    var = term1 + term2 + term3
+    return (r @ a_weights), (xp.maximum(var, 0.0) if clamp else var)
 
 
 #: Head widths D+1 up to which :func:`softmax_head_moments_linearized` forms its two
