@@ -146,21 +146,10 @@ def linear_source_moments(
     inputs = [x for x in recorder.inputs if x is not None]
     batch, n_sources = losses.shape
     rows = [_as_rows(x, batch) for x in inputs]
-    per_source = [
-        torch.autograd.grad(
-            losses[:, m].sum(), outputs, retain_graph=m + 1 < n_sources, allow_unused=True
-        )
-        for m in range(n_sources)
-    ]
     # Per layer, every source's output gradients: (M, B, T, out).
     deltas = [
-        torch.stack(
-            [
-                _as_rows(torch.zeros_like(out) if g[i] is None else g[i].detach(), batch)
-                for g in per_source
-            ]
-        )
-        for i, out in enumerate(outputs)
+        _as_rows(g.flatten(end_dim=1), n_sources * batch).unflatten(0, (n_sources, batch))
+        for g in _output_gradients(losses, outputs)
     ]
     if moments == "materialise":
         pieces = [
@@ -170,6 +159,43 @@ def linear_source_moments(
         ]
         return reached_moments(torch.cat(pieces, dim=2))  # G (B, M, P)
     return _factored_moments(rows, deltas, layers, losses.dtype)
+
+
+def _output_gradients(losses: Tensor, outputs: list[Tensor]) -> list[Tensor]:
+    r"""Each source's gradient of its summed loss at each output: :math:`\partial(\sum_b
+    \ell_{mb})/\partial z`, (M, *z.shape) per output z, detached (zeros where no source
+    reaches z).
+
+    One backward pass batched over the sources (``is_grads_batched``, one-hot output
+    gradients); if the graph holds an operation that cannot be batched (a RuntimeError from
+    ``vmap``), one backward pass per source.
+    """
+    n_sources = losses.shape[1]
+    one_hot = torch.eye(n_sources, dtype=losses.dtype, device=losses.device)
+    try:
+        grads = torch.autograd.grad(
+            losses,
+            outputs,
+            one_hot[:, None, :].expand(n_sources, *losses.shape),
+            retain_graph=True,
+            allow_unused=True,
+            is_grads_batched=True,
+        )
+    except RuntimeError:
+        per_source = [
+            torch.autograd.grad(
+                losses[:, m].sum(), outputs, retain_graph=m + 1 < n_sources, allow_unused=True
+            )
+            for m in range(n_sources)
+        ]
+        grads = tuple(
+            torch.stack([torch.zeros_like(out) if g[i] is None else g[i] for g in per_source])
+            for i, out in enumerate(outputs)
+        )
+    return [
+        out.new_zeros(n_sources, *out.shape) if g is None else g.detach()
+        for g, out in zip(grads, outputs, strict=True)
+    ]
 
 
 def _parameters(layer: nn.Linear) -> list[Tensor]:

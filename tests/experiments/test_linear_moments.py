@@ -253,3 +253,33 @@ def test_the_compiled_pass_gives_the_eager_moments(
     tolerance = 1e-4 if dtype == torch.float32 else 1e-9
     torch.testing.assert_close(var, exact_var, rtol=tolerance, atol=0.0)
     torch.testing.assert_close(mean, exact_mean, rtol=tolerance, atol=1e-7)
+
+
+class _HostReadScale(torch.autograd.Function):
+    """2x, with a backward that reads a value on the host: it cannot be batched by vmap."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad * (2.0 if float(grad.abs().max()) >= 0 else 0.0)
+
+
+def test_a_graph_that_cannot_be_batched_takes_one_backward_per_source() -> None:
+    net, twin = _net(11), _net(11)
+    x, y = torch.randn(B, D_IN, dtype=torch.float64), torch.randn(B, M, dtype=torch.float64)
+    h = net(x)
+    out = _HostReadScale.apply(h)
+    with pytest.raises(RuntimeError, match="aten::item"):  # a batched backward cannot run it
+        ones = torch.ones(2, *out.shape, dtype=out.dtype)
+        torch.autograd.grad(out, [h], ones, is_grads_batched=True)
+    mean, var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(_HostReadScale.apply(net(x)), y)
+    )
+    expected_mean, expected_var = linear_source_moments(
+        [twin[0], twin[2]], lambda: _sources(2 * twin(x), y), moments="materialise"
+    )
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-10, atol=1e-15)
+    torch.testing.assert_close(var, expected_var, rtol=1e-9, atol=1e-20)
