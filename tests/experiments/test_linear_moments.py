@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -283,3 +285,21 @@ def test_a_graph_that_cannot_be_batched_takes_one_backward_per_source() -> None:
     )
     torch.testing.assert_close(mean, expected_mean, rtol=1e-10, atol=1e-15)
     torch.testing.assert_close(var, expected_var, rtol=1e-9, atol=1e-20)
+
+
+def test_repeated_calls_of_one_shape_give_each_batch_its_own_moments() -> None:
+    """The float64 sums live in buffers kept for the next call of the same shape: every
+    entry must be rewritten, so that a batch never sees the previous batch's sums."""
+    net = _net(12)
+    for seed in (13, 14, 15):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(B, D_IN, dtype=torch.float64, generator=gen)
+        y = torch.randn(B, M, dtype=torch.float64, generator=gen)
+        x[:, seed % D_IN] = 0.0  # a different unreached column each time
+        losses = functools.partial(lambda x, y: _sources(net(x), y), x, y)
+        mean, var = linear_source_moments([net[0], net[2]], losses)
+        exact_mean, exact_var = linear_source_moments(
+            [net[0], net[2]], losses, moments="materialise"
+        )
+        torch.testing.assert_close(mean, exact_mean, rtol=1e-10, atol=1e-15)
+        torch.testing.assert_close(var, exact_var, rtol=1e-9, atol=1e-20)
