@@ -43,8 +43,11 @@ sums, run through ``torch.compile`` once a training loop repeats the shape
 (:func:`bogc_ref.training._backend.compiled_once_repeated`); it reports whether any entry
 needs the recomputation, and only then is the (M, P) test repeated to find them.
 
-Memory: the layer inputs and output gradients (B·(in + out) per layer and source) and the
-(M, P) moments, never B·M·P. ``moments="materialise"`` forms the per-sample gradients
+Memory: the layer inputs and output gradients (B·(in + out) per layer and source), the
+(M, P) moments and two float64 (M, P) buffers for the sums, never B·M·P. The two buffers
+are kept per thread between calls of the same shape (16·M·P bytes; a training loop
+repeats the shape, and fresh pages would be mapped and zeroed every step).
+``moments="materialise"`` forms the per-sample gradients
 (B, M, P) from the same hooks and calls the spec's ``empirical_moments``: the exact path the
 factored one is checked against.
 
