@@ -56,6 +56,9 @@ batch normalisation, no batch-level terms), every layer must be called once per 
 and its input's batch axis must be the first. Inputs (B, in) take the factored sums; inputs
 (B, ..., in) with extra (time, position) axes, whose per-sample gradient is a sum of outer
 products, are materialised layer by layer (B·out·in numbers for one layer and source).
+The output gradients of all M sources come from one backward pass batched over the sources
+(``torch.autograd.grad(..., is_grads_batched=True)``); a graph with an operation ``vmap``
+cannot batch (it raises a RuntimeError) is differentiated once per source instead.
 """
 
 from __future__ import annotations
