@@ -63,11 +63,17 @@ def training_calibrate(mean: Tensor, var: Tensor, **kwargs: Any) -> Any:
     calls cost 3-10x the compiled ones at the shapes of the benchmarks (B·M·D of a few
     thousand to a few hundred thousand). ``BOGC_TORCH_COMPILE=0`` turns compilation off, and
     a failed compilation falls back to eager (see ``backends/_torch_calibrate.py``).
+
+    Pass 1 of the relative mode takes one logarithm per entry (``log_mean="logs"``) rather
+    than reading the floats' bits: at these sizes, compiled, on one CPU thread, that was
+    2-3x faster (0.3-0.45 against 0.9-1.0 ms at 3 x 74,240 float32; about 0.7 ms of a 5.8 ms
+    parameter-level step).
     """
     mode = "always" if repeated((tuple(mean.shape), mean.dtype, mean.device)) else "auto"
     if mode not in _BACKENDS:
         backend = importlib.import_module("bogc_ref.backends").get_backend("torch")
         backend.compile_mode = mode
+        backend.log_mean = "logs"
         _BACKENDS[mode] = backend
     return _BACKENDS[mode].calibrate(mean, var, **kwargs)
 
