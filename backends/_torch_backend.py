@@ -118,6 +118,9 @@ class TorchBackend:
         self.device = str(dev)
         #: "auto", "always" or "never": how calibrate uses torch.compile (tests set it).
         self.compile_mode = "auto"
+        #: Pass 1 of calibrate's relative mode on the CPU: "auto" (from the floats' bits,
+        #: falling back to one logarithm per entry) or "logs" (one logarithm per entry).
+        self.log_mean = "auto"
 
     def __repr__(self) -> str:
         return f"TorchBackend(device={self.device!r}, compile_mode={self.compile_mode!r})"
@@ -486,7 +489,7 @@ class TorchBackend:
             )
             result = run_core(
                 mu, v, present, scalars_for(tau_, power_, weight), options,
-                out=targets, compile_mode=self.compile_mode,
+                out=targets, compile_mode=self.compile_mode, log_mean=self.log_mean,
             )  # fmt: skip
             if check_finite:
                 *result_list, bad = result

@@ -230,20 +230,25 @@ def _log_mean_by_logs(var: torch.Tensor, present: torch.Tensor | None) -> torch.
 
 
 def reference_log_var(
-    var: torch.Tensor, present: torch.Tensor | None, compiled: bool = False
+    var: torch.Tensor,
+    present: torch.Tensor | None,
+    compiled: bool = False,
+    by_bits: bool = True,
 ) -> torch.Tensor:
     r"""Pass 1: :math:`\overline{\log var}` (..., 1) in float64 for ``var`` (..., M, D) of any
     float dtype, over present, informative entries (0 where there are none).
 
-    On the CPU, :func:`._torch_log_mean.mean_log_var_by_bits`, unless an entry of a present
-    source is not a positive normal finite number; then (and on other devices)
-    :func:`._torch_fusion.mean_log_var`. ``compiled``: through ``torch.compile``.
+    On the CPU with ``by_bits``, :func:`._torch_log_mean.mean_log_var_by_bits`, unless an
+    entry of a present source is neither a positive normal finite number nor +inf; then (and
+    on other devices, or without ``by_bits``) :func:`._torch_fusion.mean_log_var`.
+    ``compiled``: through ``torch.compile``.
     """
     device = var.device.type
-    if device == "cpu" and compute_dtype(var.dtype) in LAYOUTS and var.shape[-1] > 0:
-        by_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
-        if bool(by_bits.usable):
-            return by_bits.mean
+    usable_layout = compute_dtype(var.dtype) in LAYOUTS and var.shape[-1] > 0
+    if by_bits and device == "cpu" and usable_layout:
+        from_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
+        if bool(from_bits.usable):
+            return from_bits.mean
     return _call(_log_mean_by_logs, ("log-mean", device), compiled, var, present)
 
 
@@ -256,6 +261,7 @@ def run_core(
     *,
     out: tuple[torch.Tensor, ...] | None = None,
     compile_mode: str = "auto",
+    log_mean: str = "auto",
 ) -> tuple[torch.Tensor, ...]:
     """Pass 1 (:func:`reference_log_var`, relative mode) then :func:`calibrate_core`, compiled
     or eager, into ``out`` (fresh tensors if None).
@@ -263,14 +269,19 @@ def run_core(
     Returns ``out``'s tensors, then the bad-input flag if ``options.check``.
     ``compile_mode``: "auto" (compiled for large inputs when enabled), "always" or
     "never". A compilation failure is logged once per configuration and falls back to
-    the eager path, which gives the same results up to rounding.
+    the eager path, which gives the same results up to rounding. ``log_mean``: "auto" (pass 1
+    from the bits on the CPU) or "logs" (one logarithm per entry), see
+    :func:`reference_log_var`.
     """
+    if log_mean not in ("auto", "logs"):
+        raise ValueError(f"log_mean: expected 'auto' or 'logs', got {log_mean!r}")
     if out is None:
         out = empty_results(mean, options.want_all)
     compiled = compile_mode == "always" or (
         compile_mode == "auto" and var.numel() >= COMPILE_MIN_ELEMENTS
     )
-    log_ref = reference_log_var(var, present, compiled) if options.relative else None
+    by_bits = log_mean == "auto"
+    log_ref = reference_log_var(var, present, compiled, by_bits) if options.relative else None
 
     key = ("calibrate", options, var.device.type)
     flag = _call(

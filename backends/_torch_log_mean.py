@@ -15,12 +15,15 @@ exactly (integers); each product carries at most :math:`B` roundings of float64,
 and float64 tolerances of the calibrate stage (and usually smaller than the rounding of
 a float32 ``log`` per entry, which this replaces).
 
-The identity needs every entry to be a positive normal finite number. That holds exactly
-when the raw bits, read as a signed integer, lie in ``[smallest normal, +inf)``: one
-``amin`` and one ``amax`` per source, reduced in the same loop. A source that fails
-(0, a subnormal, ``+inf``, NaN, a negative number) makes :func:`mean_log_var_by_bits` report
-``False`` and the caller falls back to :func:`._torch_fusion.mean_log_var`, which handles
-every case. Sources masked out by ``present`` do not count either way.
+The identity needs every entry to be a positive normal finite number, or ``+inf``: a
+variance of ``+inf`` (λ = 0, no information) is left out of the mean, as the spec asks, by
+giving it exponent 0 and significand 1 and not counting it. That holds exactly when the
+raw bits, read as a signed integer, lie in ``[smallest normal, +inf]``: one ``amin`` and one
+``amax`` per source, reduced in the same loop. A source that fails (0, a subnormal, NaN, a
+negative number) makes :func:`mean_log_var_by_bits` report ``False`` and the caller falls
+back to :func:`._torch_fusion.mean_log_var`, which handles every case. Sources masked out
+by ``present`` do not count either way. (Training integrations mark the coordinates a
+source does not reach with ``+inf``; without this they took both passes.)
 """
 
 from __future__ import annotations
@@ -58,22 +61,25 @@ class LogVarMean(NamedTuple):
 
 
 def mean_log_var_by_bits(var: torch.Tensor, present: torch.Tensor | None) -> LogVarMean:
-    r""":math:`\overline{\log var} = \sum_{m\ \mathrm{present}} \sum_d \log v_{md} / (D\,
-    |\mathrm{present}|)` for ``var`` (..., M, D) in float32 or float64, ``present`` (..., M)
-    or None; 0 where no source is present.
+    r""":math:`\overline{\log var}`, the mean of :math:`\log v_{md}` over the finite entries of
+    the present sources, for ``var`` (..., M, D) in float32 or float64, ``present`` (..., M)
+    or None; 0 where there are none.
 
-    ``usable`` is False if a present source holds an entry that is not a positive normal
-    finite number; ``mean`` is then meaningless (use :func:`._torch_fusion.mean_log_var`).
+    ``usable`` is False if a present source holds an entry that is neither a positive normal
+    finite number nor ``+inf``; ``mean`` is then meaningless (use
+    :func:`._torch_fusion.mean_log_var`).
     """
     layout = LAYOUTS[var.dtype]
     bits = var.view(layout.int_dtype)
     usable = (bits.amin(dim=-1) >= layout.smallest_normal) & (
-        bits.amax(dim=-1) < layout.positive_inf
+        bits.amax(dim=-1) <= layout.positive_inf
     )
-    exponent = (bits >> layout.significand_bits) - layout.bias
+    informative = bits != layout.positive_inf
+    exponent = torch.where(informative, (bits >> layout.significand_bits) - layout.bias, 0)
     fraction = bits & ((1 << layout.significand_bits) - 1)
     one = layout.bias << layout.significand_bits
-    significand = (fraction | one).view(var.dtype).to(torch.float64)
+    significand = torch.where(informative, (fraction | one).view(var.dtype), 1.0)
+    significand = significand.to(torch.float64)
     d = var.shape[-1]
     whole = d - d % BLOCK
     products = significand[..., :whole].unflatten(-1, (whole // BLOCK, BLOCK)).prod(dim=-1)
@@ -82,11 +88,10 @@ def mean_log_var_by_bits(var: torch.Tensor, present: torch.Tensor | None) -> Log
         + torch.log(significand[..., whole:]).sum(dim=-1)
         + math.log(2.0) * exponent.sum(dim=-1).to(torch.float64)
     )
+    counts = informative.sum(dim=-1)  # (..., M)
     if present is not None:
         total = torch.where(present, total, 0.0)
         usable = usable | ~present
-        count = present.sum(dim=-1) * d
-    else:
-        count = torch.full(total.shape[:-1], total.shape[-1] * d, device=var.device)
-    mean = total.sum(dim=-1) / count.clamp(min=1)
+        counts = torch.where(present, counts, 0)
+    mean = total.sum(dim=-1) / counts.sum(dim=-1).clamp(min=1)
     return LogVarMean(mean.unsqueeze(-1), usable.all())

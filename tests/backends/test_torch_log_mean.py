@@ -62,8 +62,8 @@ def test_extreme_exponents_are_exact_in_the_exponent_sum() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [0.0, -0.0, 1e-40, math.inf, math.nan, -1.0],
-    ids=["0", "-0", "subnormal", "inf", "nan", "negative"],
+    [0.0, -0.0, 1e-40, -math.inf, math.nan, -math.nan, -1.0],
+    ids=["0", "-0", "subnormal", "-inf", "nan", "-nan", "negative"],
 )
 def test_entries_outside_positive_normals_make_the_sums_unusable(value: float) -> None:
     var = np.full((3, 2 * BLOCK), 0.5, dtype=np.float32)
@@ -104,8 +104,68 @@ def test_cpu_pass_one_reads_bits_and_falls_back_to_logs(monkeypatch: pytest.Monk
         np.testing.assert_allclose(
             float(got), _exact_mean_log(v.double().numpy())[()], rtol=0, atol=1e-13
         )
+    var[1, 3] = math.inf  # no information: left out, still read from the bits
+    got = _torch_calibrate.reference_log_var(torch.from_numpy(var), None)
+    assert calls == []
+    finite = np.delete(var.ravel(), 1000 + 3)
+    np.testing.assert_allclose(float(got), np.log(finite.astype(np.float64)).mean(), rtol=1e-6)
     var[2, 7] = 0.0
     got = _torch_calibrate.reference_log_var(torch.from_numpy(var), None)
     assert calls == ["logs"]
-    informative = np.delete(var.ravel(), 2 * 1000 + 7)
+    informative = np.delete(var.ravel(), [1000 + 3, 2 * 1000 + 7])
     np.testing.assert_allclose(float(got), np.log(informative.astype(np.float64)).mean(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_infinite_variances_are_left_out_not_unusable(dtype: str) -> None:
+    """var = +inf (λ = 0, e.g. a coordinate a source does not reach) carries no scale: the
+    mean runs over the finite entries only, as the per-entry logarithms give, and a source
+    that is +inf everywhere adds nothing."""
+    var = _log_uniform((2, 3, 2 * BLOCK + 5), -40.0, 40.0, seed=11).astype(dtype)
+    var[0, 1, 7] = var[0, 1, BLOCK + 2] = var[1, 0, -1] = np.inf
+    var[1, 2, :] = np.inf
+    got = mean_log_var_by_bits(torch.from_numpy(var), None)
+    assert bool(got.usable)
+    expected = np.array([np.log(v[np.isfinite(v)].astype(np.float64)).mean() for v in var])
+    np.testing.assert_allclose(got.mean[..., 0].numpy(), expected, rtol=0, atol=1e-13)
+    by_logs = _torch_calibrate._log_mean_by_logs(torch.from_numpy(var), None)
+    np.testing.assert_allclose(got.mean.numpy(), by_logs.numpy(), rtol=0, atol=1e-6)
+    present = torch.tensor([[True, False, True], [True, True, False]])
+    got = mean_log_var_by_bits(torch.from_numpy(var), present)
+    rows = [v[k] for v, k in zip(var, present.numpy(), strict=True)]
+    expected = np.array([np.log(r[np.isfinite(r)].astype(np.float64)).mean() for r in rows])
+    np.testing.assert_allclose(got.mean[..., 0].numpy(), expected, rtol=0, atol=1e-13)
+    everything = np.full((3, 4), np.inf, dtype=dtype)
+    nothing = mean_log_var_by_bits(torch.from_numpy(everything), None)
+    assert bool(nothing.usable) and float(nothing.mean) == 0.0
+
+
+def test_log_mean_logs_takes_one_logarithm_per_entry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``TorchBackend.log_mean = "logs"`` skips the bits on the CPU, same calibration."""
+    from bogc_ref.backends import get_backend
+
+    calls: list[str] = []
+    by_bits = _torch_calibrate._log_mean_by_bits
+
+    def counting(var: torch.Tensor, present: torch.Tensor | None) -> object:
+        calls.append("bits")
+        return by_bits(var, present)
+
+    monkeypatch.setattr(_torch_calibrate, "_log_mean_by_bits", counting)
+    gen = np.random.default_rng(12)
+    mean = torch.from_numpy(gen.normal(size=(3, 500)))
+    var = torch.from_numpy(_log_uniform((3, 500), -20.0, 20.0, seed=12))
+    var[1, :50] = math.inf
+    auto, logs = get_backend("torch"), get_backend("torch")
+    logs.log_mean = "logs"
+    expected = auto.calibrate(mean, var)
+    assert calls == ["bits"]
+    got = logs.calibrate(mean, var)
+    assert calls == ["bits"]
+    for field in ("grad", "belief", "uncertainty", "evidence"):
+        torch.testing.assert_close(
+            getattr(got, field), getattr(expected, field), rtol=1e-12, atol=0
+        )
+    logs.log_mean = "bits please"
+    with pytest.raises(ValueError, match="log_mean"):
+        logs.calibrate(mean, var)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
@@ -151,3 +153,179 @@ def test_bad_arguments_are_named() -> None:
     other = torch.nn.Linear(2, 2).double()
     with pytest.raises(ValueError, match="not called"):
         linear_source_moments([net[0], other], lambda: _sources(net(x), y))
+
+
+def test_bias_cancellation_is_recomputed_exactly() -> None:
+    """Per-sample bias gradients offset + O(1) noise: S2 − S1²/B loses about 14 digits."""
+    torch.manual_seed(6)
+    layer = torch.nn.Linear(3, 2).double()
+    x = torch.randn(B, 3, dtype=torch.float64)
+    scale = 1e7 + torch.randn(B, dtype=torch.float64)
+
+    def losses() -> torch.Tensor:
+        out = layer(x)
+        return torch.stack([scale * out[:, 0], scale * out.sum(dim=1)], dim=1)
+
+    mean, var = linear_source_moments([layer], losses)
+    exact_mean, exact_var = linear_source_moments([layer], losses, moments="materialise")
+    by_hand = scale.numpy().var(ddof=1) / B  # the bias's per-sample gradient is `scale`
+    expected = [[by_hand, np.inf], [by_hand, by_hand]]  # source 0 does not reach bias 1
+    np.testing.assert_allclose(var[:, 6:].numpy(), expected, rtol=1e-8)
+    np.testing.assert_allclose(var.numpy(), exact_var.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(mean.numpy(), exact_mean.numpy(), rtol=1e-12)
+
+
+def test_float64_squares_that_underflow_still_reach() -> None:
+    """Products near 1e-170 square to 0 in float64: S2 = 0, yet every sample reaches the
+    weights, so they are not vacuous (the materialised statistic decides)."""
+    torch.manual_seed(7)
+    layer = torch.nn.Linear(3, 2, bias=False).double()
+    x = 1e-85 * torch.randn(B, 3, dtype=torch.float64)
+    x[:, 2] = 0.0  # column 2 unreached: vacuous
+
+    def losses() -> torch.Tensor:
+        return 1e-85 * layer(x)  # δ = 1e-85 per output: products about 1e-170
+
+    mean, var = linear_source_moments([layer], losses)
+    exact_mean, exact_var = linear_source_moments([layer], losses, moments="materialise")
+    # source m (output m) reaches row m of the weight, columns 0 and 1
+    reached = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 0, 1, 1, 0]], dtype=bool)
+    assert np.all(np.isfinite(var.numpy()[reached]))
+    assert np.all(np.isinf(var.numpy()[~reached]))
+    np.testing.assert_array_equal(var.numpy(), exact_var.numpy())
+    np.testing.assert_allclose(mean.numpy(), exact_mean.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_disjoint_supports_are_unreached(dtype: torch.dtype) -> None:
+    """Input 0 is nonzero only in samples where the output gradient is 0: no product is
+    nonzero although neither the column of a nor the row of δ is all zero."""
+    torch.manual_seed(8)
+    layer = torch.nn.Linear(2, 2).to(dtype)
+    x = torch.randn(B, 2, dtype=dtype)
+    x[B // 2 :, 0] = 0.0
+    weight = torch.ones(B, dtype=dtype)
+    weight[: B // 2] = 0.0  # samples of the first half do not move source 0
+
+    def losses() -> torch.Tensor:
+        out = layer(x)
+        return torch.stack([weight * out[:, 0], out.sum(dim=1)], dim=1)
+
+    mean, var = linear_source_moments([layer], losses)
+    exact_mean, exact_var = linear_source_moments([layer], losses, moments="materialise")
+    assert np.isinf(var[0, 0].item()) and np.isinf(exact_var[0, 0].item())
+    assert np.isfinite(var[0, 1].item()) and np.isfinite(var[1, 0].item())
+    np.testing.assert_array_equal(np.isinf(var.numpy()), np.isinf(exact_var.numpy()))
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(var, exact_var, rtol=tolerance, atol=0.0)
+    torch.testing.assert_close(mean, exact_mean, rtol=tolerance, atol=1e-7)
+
+
+def test_float32_unreached_coordinates_are_vacuous() -> None:
+    net = _net(9, torch.float32)
+    x, y = torch.randn(B, D_IN), torch.randn(B, M)
+    x[:, 1] = 0.0
+    with torch.no_grad():
+        net[0].bias[2] = -100.0  # a dead ReLU unit
+    _, var = linear_source_moments([net[0], net[2]], lambda: _sources(net(x), y))
+    _, exact_var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(net(x), y), moments="materialise"
+    )
+    assert np.isinf(exact_var.numpy()).sum() >= M * (HIDDEN + D_IN)
+    np.testing.assert_array_equal(np.isinf(var.numpy()), np.isinf(exact_var.numpy()))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_compiled_pass_gives_the_eager_moments(
+    dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A training loop repeats the shape, so the pass from sums to moments runs compiled:
+    same moments (and the same cancellation handling) as the materialised statistic."""
+    from bogc_ref.training import _backend
+
+    monkeypatch.setattr(_backend, "COMPILE_AFTER_REPEATS", 1)
+    monkeypatch.setattr(_backend, "_SEEN", _backend.Counter())
+    net = _net(10, dtype)
+    x, y = 1e4 + torch.randn(B, D_IN, dtype=dtype), torch.randn(B, M, dtype=dtype)
+    mean, var = linear_source_moments([net[0], net[2]], lambda: _sources(net(x), y))
+    exact_mean, exact_var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(net(x), y), moments="materialise"
+    )
+    assert _backend._SEEN, "the pass was not counted"
+    tolerance = 1e-4 if dtype == torch.float32 else 1e-9
+    torch.testing.assert_close(var, exact_var, rtol=tolerance, atol=0.0)
+    torch.testing.assert_close(mean, exact_mean, rtol=tolerance, atol=1e-7)
+
+
+class _HostReadScale(torch.autograd.Function):
+    """2x, with a backward that reads a value on the host: it cannot be batched by vmap."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad * (2.0 if float(grad.abs().max()) >= 0 else 0.0)
+
+
+def test_a_graph_that_cannot_be_batched_takes_one_backward_per_source() -> None:
+    net, twin = _net(11), _net(11)
+    x, y = torch.randn(B, D_IN, dtype=torch.float64), torch.randn(B, M, dtype=torch.float64)
+    h = net(x)
+    out = _HostReadScale.apply(h)
+    with pytest.raises(RuntimeError, match="aten::item"):  # a batched backward cannot run it
+        ones = torch.ones(2, *out.shape, dtype=out.dtype)
+        torch.autograd.grad(out, [h], ones, is_grads_batched=True)
+    mean, var = linear_source_moments(
+        [net[0], net[2]], lambda: _sources(_HostReadScale.apply(net(x)), y)
+    )
+    expected_mean, expected_var = linear_source_moments(
+        [twin[0], twin[2]], lambda: _sources(2 * twin(x), y), moments="materialise"
+    )
+    torch.testing.assert_close(mean, expected_mean, rtol=1e-10, atol=1e-15)
+    torch.testing.assert_close(var, expected_var, rtol=1e-9, atol=1e-20)
+
+
+def test_repeated_calls_of_one_shape_give_each_batch_its_own_moments() -> None:
+    """The float64 sums live in buffers kept for the next call of the same shape: every
+    entry must be rewritten, so that a batch never sees the previous batch's sums."""
+    net = _net(12)
+    for seed in (13, 14, 15):
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(B, D_IN, dtype=torch.float64, generator=gen)
+        y = torch.randn(B, M, dtype=torch.float64, generator=gen)
+        x[:, seed % D_IN] = 0.0  # a different unreached column each time
+        losses = functools.partial(lambda x, y: _sources(net(x), y), x, y)
+        mean, var = linear_source_moments([net[0], net[2]], losses)
+        exact_mean, exact_var = linear_source_moments(
+            [net[0], net[2]], losses, moments="materialise"
+        )
+        torch.testing.assert_close(mean, exact_mean, rtol=1e-10, atol=1e-15)
+        torch.testing.assert_close(var, exact_var, rtol=1e-9, atol=1e-20)
+
+
+def test_the_training_calibrate_takes_pass_one_by_logarithms(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faster at training sizes on the CPU (see ``training_calibrate``); same result."""
+    from bogc_ref.backends import _torch_calibrate
+    from bogc_ref.training._backend import training_calibrate
+
+    calls: list[str] = []
+    by_bits = _torch_calibrate._log_mean_by_bits
+
+    def counting(var: torch.Tensor, present: torch.Tensor | None) -> object:
+        calls.append("bits")
+        return by_bits(var, present)
+
+    monkeypatch.setattr(_torch_calibrate, "_log_mean_by_bits", counting)
+    mean, var = torch.randn(M, 40, dtype=torch.float64), torch.rand(M, 40, dtype=torch.float64)
+    got = training_calibrate(mean, var + 0.1)
+    assert calls == []
+    torch.testing.assert_close(got.grad, ref_calibrate_torch(mean, var + 0.1), rtol=1e-12, atol=0)
+
+
+def ref_calibrate_torch(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
+    """The NumPy reference's calibrated gradient, as a tensor."""
+    return torch.from_numpy(ref.calibrate(mean.numpy(), var.numpy()).grad)
