@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bogc_ref._dempster import prior_weight_value
-from bogc_ref._heads import covariance_shape, head_weights, representation, require_classes
+from bogc_ref._heads import covariance, head_weights, representation, require_classes
 from bogc_ref._linear_head import _targets
 from bogc_ref._softmax_head import DEFAULT_CHUNK_ELEMENTS, _noise
 from bogc_ref._validation import (
@@ -79,13 +79,13 @@ def draws_per_chunk(
 def linear_head_moments(s: Stubs, check_cov: bool = True) -> Checked:
     """h (B, D), y (B, K), w_mean (K, D+1), w_cov (K, D+1, D+1), one float dtype; the
     values of ``w_cov`` only if ``check_cov`` (:func:`covariance_checks`)."""
-    hs = representation(s["h"])
-    ys = _targets(s["y"], hs.shape[0])
-    mu = head_weights(s["w_mean"], "w_mean", hs.shape[1])
+    hs = representation(s["h"], values=False)
+    ys = _targets(s["y"], hs.shape[0], values=False)
+    mu = head_weights(s["w_mean"], "w_mean", hs.shape[1], values=False)
     if ys.shape[1] != mu.shape[0]:
         raise ValueError("y: columns do not match w_mean's rows")
     k, d1 = mu.shape
-    cov = covariance_shape(s["w_cov"], "w_cov", (k, d1, d1), "(K, D+1, D+1)")
+    cov = covariance(s["w_cov"], "w_cov", (k, d1, d1), "(K, D+1, D+1)", values=False)
     common_dtype([("h", hs), ("y", ys), ("w_mean", mu), ("w_cov", cov)])
     names = ("h", "y", "w_mean", "w_cov")
     return covariance_checks(Checked(finite=names[:3], same_dtype=names), "w_cov", check_cov)
@@ -112,9 +112,9 @@ def covariance_checks(checked: Checked, name: str, check: bool, psd: bool = True
 
 def _softmax_inputs(s: Stubs, weight: str) -> tuple[int, int, int]:
     """(B, D, K) from h (B, D), ``weight`` (K, D+1) and labels (B,)."""
-    hs = representation(s["h"])
+    hs = representation(s["h"], values=False)
     n_rows, dim = hs.shape
-    mu = head_weights(s[weight], weight, dim)
+    mu = head_weights(s[weight], weight, dim, values=False)
     require_classes(mu, weight)
     labels_array(s["labels"], "labels", mu.shape[0], n_rows)
     return n_rows, dim, mu.shape[0]
@@ -124,7 +124,7 @@ def _softmax_with_covariance(s: Stubs) -> tuple[int, int, int, int]:
     """(B, D, K, K(D+1)) for h, labels, w_mean and w_cov (K(D+1), K(D+1))."""
     n_rows, dim, k = _softmax_inputs(s, "w_mean")
     n_params = k * (dim + 1)
-    cov = covariance_shape(s["w_cov"], "w_cov", (n_params, n_params), "(K(D+1), K(D+1))")
+    cov = covariance(s["w_cov"], "w_cov", (n_params, n_params), "(K(D+1), K(D+1))", values=False)
     common_dtype([("h", s["h"]), ("w_mean", s["w_mean"]), ("w_cov", cov)])
     return n_rows, dim, k, n_params
 
@@ -163,12 +163,14 @@ def empirical_moments(s: Stubs) -> Checked:
 
 def linear_head_posterior(s: Stubs, noise_var: object) -> Checked:
     """h (B, D), y (B, K), prior_mean (K, D+1), prior_precision (D+1, D+1), noise_var > 0."""
-    hs = representation(s["h"])
+    hs = representation(s["h"], values=False)
     n_rows, dim = hs.shape
-    ys = _targets(s["y"], n_rows)
-    m0 = head_weights(s["prior_mean"], "prior_mean", dim)
+    ys = _targets(s["y"], n_rows, values=False)
+    m0 = head_weights(s["prior_mean"], "prior_mean", dim, values=False)
     require_shape(m0, "prior_mean", (ys.shape[1], dim + 1), "(K, D+1)")
-    p0 = covariance_shape(s["prior_precision"], "prior_precision", (dim + 1, dim + 1), "D+1")
+    p0 = covariance(
+        s["prior_precision"], "prior_precision", (dim + 1, dim + 1), "D+1", values=False
+    )
     checked_noise = positive_scalar(noise_var, "noise_var")
     common_dtype([("h", hs), ("y", ys), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "y", "prior_mean", "prior_precision")
@@ -184,11 +186,13 @@ def linear_head_posterior(s: Stubs, noise_var: object) -> Checked:
 def softmax_head_laplace(s: Stubs) -> Checked:
     """h, labels, w (K, D+1), prior_mean like w, prior_precision (K(D+1), K(D+1))."""
     _, dim, k = _softmax_inputs(s, "w")
-    m0 = head_weights(s["prior_mean"], "prior_mean", dim)
+    m0 = head_weights(s["prior_mean"], "prior_mean", dim, values=False)
     if m0.shape != (k, dim + 1):
         raise ValueError("prior_mean: shape differs from w's")
     n_params = k * (dim + 1)
-    p0 = covariance_shape(s["prior_precision"], "prior_precision", (n_params, n_params), "KD")
+    p0 = covariance(
+        s["prior_precision"], "prior_precision", (n_params, n_params), "KD", values=False
+    )
     common_dtype([("h", s["h"]), ("w", s["w"]), ("prior_mean", m0), ("prior_precision", p0)])
     names = ("h", "w", "prior_mean", "prior_precision")
     return Checked(

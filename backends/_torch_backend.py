@@ -53,7 +53,6 @@ from ._torch_common import (
     as_tensor,
     compute_dtype,
     generator_seed,
-    has_negative,
     host,
     maybe_not_psd,
     not_all_finite,
@@ -167,10 +166,8 @@ class TorchBackend:
             out = t["h"].dtype
             mean, var = _without_overflow_nan(
                 lambda d: stage1.linear_head_moments(*(v.to(d) for v in t.values())),
-                compute_dtype(out), bogc_ref.linear_head_moments, args, kwargs,
+                compute_dtype(out), bogc_ref.linear_head_moments, args, kwargs, not check_cov,
             )  # fmt: skip
-            check_vouched_covariance(bogc_ref.linear_head_moments, args, check_cov,
-                                     lambda: has_negative(var), host)  # fmt: skip
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
     def softmax_head_moments(
@@ -240,10 +237,8 @@ class TorchBackend:
                     t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d),
                     t["w_mean"].to(d), t["w_cov"].to(d), clamp=check_cov,
                 ),
-                compute_dtype(out), reference, args, kwargs,
+                compute_dtype(out), reference, args, kwargs, not check_cov,
             )  # fmt: skip
-            check_vouched_covariance(reference, args, check_cov,
-                                     lambda: has_negative(var), host)  # fmt: skip
             var = var.clamp_min(0.0)  # rounding below 0 is 0 (done above with check_cov)
             return Moments(_any(mean.to(out)), _any(var.to(out)))
 
@@ -529,6 +524,7 @@ def _without_overflow_nan(
     reference: Callable[..., Any],
     args: tuple[object, ...],
     kwargs: dict[str, object],
+    vouched: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``compute(cdt)`` for validated, finite inputs, where a NaN can only be an overflow.
 
@@ -537,9 +533,18 @@ def _without_overflow_nan(
     reference on host copies, which raises its clear error naming the inputs (or, should
     it return, its answer is used). Monte Carlo draws differ on that path (float64 or
     NumPy draws).
+
+    ``vouched``: moments (mean, var) from a covariance the caller vouched for
+    (``check_cov=False``): a negative variance then also sends the call to the reference,
+    which checks the covariance and raises naming it (``check_vouched_covariance``); the
+    smallest variance, one reduction, screens for both a NaN and a negative entry.
     """
     results = compute(cdt)
+    if vouched and _plausible_moments(*results):
+        return results
     if not results_have_nan(results):
+        if vouched:
+            check_vouched_covariance(reference, args, False, lambda: True, host)
         return results
     if cdt != torch.float64:
         results = compute(torch.float64)
@@ -549,6 +554,13 @@ def _without_overflow_nan(
     device = results[0].device
     first, second = (torch.as_tensor(np.asarray(x), device=device) for x in answer)
     return first, second
+
+
+def _plausible_moments(mean: torch.Tensor, var: torch.Tensor) -> bool:
+    """One sync: no NaN in ``mean`` (its sum is not NaN) and every variance a number >= 0."""
+    if var.numel() == 0:
+        return True
+    return bool((~mean.sum().isnan()) & (var.amin() >= 0))
 
 
 def _one_hot(labels: torch.Tensor, n_classes: int, dtype: torch.dtype) -> torch.Tensor:

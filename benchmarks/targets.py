@@ -284,7 +284,7 @@ def validation_target(d: int = 1024) -> list[str]:
         t_call, t_core, ratio = interleaved_ratio(
             partial(backend.linear_head_moments, h, y, w_mean, w_cov, check_cov=check_cov),
             lambda: stage1.linear_head_moments(h, y, w_mean, w_cov),
-            15,
+            41,
         )
         share = 1.0 - 1.0 / ratio
         lines.append(

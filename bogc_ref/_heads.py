@@ -22,16 +22,18 @@ def augmented(h: FloatArray) -> FloatArray:
     return np.concatenate([h.astype(np.float64, copy=False), ones], axis=-1)
 
 
-def representation(h: object) -> FloatArray:
-    """``h`` (B, D) as a finite float array."""
+def representation(h: object, values: bool = True) -> FloatArray:
+    """``h`` (B, D) as a float array, finite if ``values`` (False: the dtype and shape only,
+    as the backends check stubs)."""
     arr = float_array(h, "h")
     require_ndim(arr, "h", 2, "(B, D)")
-    require_finite(arr, "h")
+    if values:
+        require_finite(arr, "h")
     return arr
 
 
-def head_weights(w: object, name: str, n_features: int) -> FloatArray:
-    """A head's weight matrix (K, D+1), finite."""
+def head_weights(w: object, name: str, n_features: int, values: bool = True) -> FloatArray:
+    """A head's weight matrix (K, D+1), finite if ``values``."""
     arr = float_array(w, name)
     require_ndim(arr, name, 2, "(K, D+1)")
     if arr.shape[1] != n_features + 1:
@@ -39,26 +41,28 @@ def head_weights(w: object, name: str, n_features: int) -> FloatArray:
             f"{name}: expected shape (K, {n_features + 1}) (D+1 columns, bias last, D = h.shape[1] "
             f"= {n_features}), got {arr.shape}"
         )
-    require_finite(arr, name)
-    return arr
-
-
-def covariance_shape(cov: object, name: str, shape: tuple[int, ...], why: str) -> FloatArray:
-    """A float array of the given shape: the structural half of :func:`covariance`."""
-    arr = float_array(cov, name)
-    require_shape(arr, name, shape, why)
+    if values:
+        require_finite(arr, name)
     return arr
 
 
 def covariance(
-    cov: object, name: str, shape: tuple[int, ...], why: str, psd: bool = False
+    cov: object,
+    name: str,
+    shape: tuple[int, ...],
+    why: str,
+    psd: bool = False,
+    values: bool = True,
 ) -> FloatArray:
     """A finite symmetric covariance (or precision) of the given shape.
 
     ``psd``: also require positive semi-definiteness (:func:`._linalg.require_psd`, one
-    Cholesky factorisation per matrix).
+    Cholesky factorisation per matrix). ``values=False``: the dtype and shape only.
     """
-    arr = covariance_shape(cov, name, shape, why)
+    arr = float_array(cov, name)
+    require_shape(arr, name, shape, why)
+    if not values:
+        return arr
     require_finite(arr, name)
     symmetric(arr, name)
     if psd:

@@ -8,7 +8,6 @@ from scipy.linalg import cho_solve
 from ._heads import (
     augmented,
     covariance,
-    covariance_shape,
     head_weights,
     no_overflow_nan,
     representation,
@@ -27,12 +26,14 @@ from ._validation import (
 )
 
 
-def _targets(y: object, n_rows: int) -> FloatArray:
+def _targets(y: object, n_rows: int, values: bool = True) -> FloatArray:
+    """Targets ``y`` (B, K), finite if ``values``."""
     arr = float_array(y, "y")
     require_ndim(arr, "y", 2, "(B, K)")
     if arr.shape[0] != n_rows:
         raise ValueError(f"y: expected {n_rows} rows (one per row of h), got shape {arr.shape}")
-    require_finite(arr, "y")
+    if values:
+        require_finite(arr, "y")
     return arr
 
 
@@ -91,7 +92,7 @@ def linear_head_moments(
     if check_cov:
         cov = covariance(w_cov, "w_cov", *cov_shape, psd=True)
     else:
-        cov = covariance_shape(w_cov, "w_cov", *cov_shape)
+        cov = covariance(w_cov, "w_cov", *cov_shape, values=False)
     dtype = common_dtype([("h", h_arr), ("y", y_arr), ("w_mean", mu), ("w_cov", cov)])
     with np.errstate(all="ignore"):  # overflow: see no_overflow_nan below
         mean, var = _moments(augmented(h_arr), y_arr, mu.astype(np.float64), cov)

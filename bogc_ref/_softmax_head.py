@@ -18,7 +18,6 @@ from scipy.special import softmax
 from ._heads import (
     augmented,
     covariance,
-    covariance_shape,
     head_weights,
     no_overflow_nan,
     one_hot,
@@ -54,7 +53,7 @@ def _softmax_inputs(
     if check_cov:
         cov = covariance(w_cov, "w_cov", *shape, psd=psd)
     else:
-        cov = covariance_shape(w_cov, "w_cov", *shape)
+        cov = covariance(w_cov, "w_cov", *shape, values=False)
     targets = one_hot(labels, mu.shape[0], n_rows)
     dtype = common_dtype([("h", h_arr), ("w_mean", mu), ("w_cov", cov)])
     mu64, cov64 = mu.astype(np.float64), cov.astype(np.float64, copy=False)
