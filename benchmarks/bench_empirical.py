@@ -9,7 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from ._support import BACKENDS, load_backend, synchronize
+from ._support import BACKENDS, load_backend, preload_torch, synchronize
+
+preload_torch()
 
 N_SOURCES = 3
 

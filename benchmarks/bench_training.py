@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ._support import preload_torch
 from .training_cases import late_fusion_case, trunk_case
+
+preload_torch()
 
 
 def _require_torch() -> None:

@@ -16,7 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from ._support import load_backend
+from ._support import load_backend, preload_torch
+
+preload_torch()
 
 BATCH, DIM, CLASSES, DRAWS, DROPOUT = 64, 64, 10, 8, 0.1
 INPUTS = (32, 48)
