@@ -71,7 +71,12 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._backend import compiled_once_repeated, reached_moments, training_calibrate
+from ._backend import (
+    compiled_once_repeated,
+    reached_moments,
+    training_calibrate,
+    unchecked_stage1,
+)
 
 __all__ = ["calibrated_linear_grads", "linear_source_moments"]
 
@@ -297,7 +302,7 @@ def _factored_moments(
         _moments_from_sums, "linear-moments", s1, s2, batch, tolerance, dtype
     )
     for piece in pieces:
-        redo = _cancelled(piece.s1, piece.s2, batch, tolerance) if bool(flagged) else None
+        redo = _imprecise(piece.s1, piece.s2, batch, tolerance) if bool(flagged) else None
         if dtype == torch.float64:
             # Squares of float64 values can underflow: S2 = 0 does not prove that no
             # sample reaches an entry unless a whole row of δ or column of a is zero.
@@ -324,20 +329,22 @@ def _moments_from_sums(
 ) -> tuple[Tensor, Tensor, Tensor]:
     r"""One elementwise pass over float64 sums ``s1``, ``s2`` (M, P): :math:`\bar g = S_1/B`
     and :math:`v = (S_2 - S_1^2/B)/(B(B-1))` (+inf where :math:`S_2 = 0`), both cast to
-    ``dtype``, and (0-d) whether any entry needs the exact recomputation,
-    :math:`S_2 - S_1^2/B < \text{tolerance}\cdot S_2` (:func:`_cancelled`).
+    ``dtype``, and (0-d) whether any entry needs the exact recomputation (:func:`_imprecise`).
 
     The flag is a reduction, not a mask: compiled, a boolean (M, P) output costs several
     times the rest of the pass, and the mask is needed only when the flag is set.
     """
     ssd = s2 - s1 * s1 * (1.0 / batch)
     var = torch.where(s2 > 0, ssd.clamp_min(0.0) * (1.0 / (batch * (batch - 1))), math.inf)
-    return (s1 * (1.0 / batch)).to(dtype), var.to(dtype), (ssd < tolerance * s2).any()
+    flagged = ((ssd < tolerance * s2) | (s2 == math.inf)).any()
+    return (s1 * (1.0 / batch)).to(dtype), var.to(dtype), flagged
 
 
-def _cancelled(s1: Tensor, s2: Tensor, batch: int, tolerance: float) -> Tensor:
-    """The entries where the one-pass :math:`S_2 - S_1^2/B` may have lost precision."""
-    return s2 - s1 * s1 * (1.0 / batch) < tolerance * s2
+def _imprecise(s1: Tensor, s2: Tensor, batch: int, tolerance: float) -> Tensor:
+    r"""The entries where the one-pass :math:`S_2 - S_1^2/B` may have lost precision
+    (:math:`S_2 - S_1^2/B < \text{tolerance}\cdot S_2`) or :math:`S_2` overflowed float64
+    (per-sample values beyond about 1e154, whose variance may still be finite)."""
+    return (s2 - s1 * s1 * (1.0 / batch) < tolerance * s2) | (s2 == math.inf)
 
 
 def _structurally_unreached(piece: _Piece) -> Tensor:
@@ -369,11 +376,14 @@ def _recompute_exactly(var: Tensor, redo: Tensor, piece: _Piece) -> None:
 
 
 def _two_pass(g: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and variance of the mean over axis 1 of per-sample values g (M, B, n), two-pass;
-    +inf where every sample's value is exactly 0."""
-    batch = g.shape[1]
-    mean = g.mean(dim=1)
-    var = ((g - mean[:, None]) ** 2).sum(dim=1).div_(batch * (batch - 1))
+    """Mean and variance of the mean over axis 1 of per-sample values g (M, B, n), two-pass
+    (the spec's ``empirical_moments``, with each entry's samples scaled by their largest
+    magnitude where the squares overflow); +inf where every sample's value is exactly 0."""
+    stage1 = unchecked_stage1()
+    samples = g.transpose(0, 1)
+    mean, var = stage1.empirical_moments(samples)
+    if not bool(torch.isfinite(var).all()):
+        mean, var = stage1.empirical_moments_scaled(samples)
     return mean, var.masked_fill_(~(g != 0).any(dim=1), float("inf"))
 
 

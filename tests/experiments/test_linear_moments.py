@@ -329,3 +329,23 @@ def test_the_training_calibrate_takes_pass_one_by_logarithms(
 def ref_calibrate_torch(mean: torch.Tensor, var: torch.Tensor) -> torch.Tensor:
     """The NumPy reference's calibrated gradient, as a tensor."""
     return torch.from_numpy(ref.calibrate(mean.numpy(), var.numpy()).grad)
+
+
+def test_squares_beyond_float64_give_the_finite_variance_not_vacuous() -> None:
+    """Per-sample gradients near 1e154 · spread: S2 = Σ g² overflows float64 although the
+    variance of the mean, S2/(B(B-1)) in size, does not. The factored path must give the
+    materialised statistic (finite), not +inf, which would make the source vacuous."""
+    torch.manual_seed(8)
+    layer = torch.nn.Linear(3, 2).double()
+    x = torch.randn(B, 3, dtype=torch.float64)
+    scale = 3e153 * (1.0 + torch.rand(B, dtype=torch.float64))
+
+    def losses() -> torch.Tensor:
+        out = layer(x)
+        return torch.stack([scale * out[:, 0], scale * out.sum(dim=1)], dim=1)
+
+    mean, var = linear_source_moments([layer], losses)
+    exact_mean, exact_var = linear_source_moments([layer], losses, moments="materialise")
+    assert np.isfinite(exact_var[:, 6].numpy()).all(), "the case must have a finite variance"
+    np.testing.assert_allclose(var.numpy(), exact_var.numpy(), rtol=1e-8)
+    np.testing.assert_allclose(mean.numpy(), exact_mean.numpy(), rtol=1e-12)
