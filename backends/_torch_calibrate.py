@@ -225,6 +225,10 @@ def _log_mean_by_bits(var: torch.Tensor, present: torch.Tensor | None) -> LogVar
     return mean_log_var_by_bits(var.to(compute_dtype(var.dtype)), present)
 
 
+def _log_mean_by_finite_bits(var: torch.Tensor, present: torch.Tensor | None) -> LogVarMean:
+    return mean_log_var_by_bits(var.to(compute_dtype(var.dtype)), present, infinite=False)
+
+
 def _log_mean_by_logs(var: torch.Tensor, present: torch.Tensor | None) -> torch.Tensor:
     return mean_log_var(var.to(compute_dtype(var.dtype)), present)
 
@@ -238,17 +242,22 @@ def reference_log_var(
     r"""Pass 1: :math:`\overline{\log var}` (..., 1) in float64 for ``var`` (..., M, D) of any
     float dtype, over present, informative entries (0 where there are none).
 
-    On the CPU with ``by_bits``, :func:`._torch_log_mean.mean_log_var_by_bits`, unless an
-    entry of a present source is neither a positive normal finite number nor +inf; then (and
-    on other devices, or without ``by_bits``) :func:`._torch_fusion.mean_log_var`.
+    On the CPU with ``by_bits``, :func:`._torch_log_mean.mean_log_var_by_bits`, first for
+    positive normal finite entries only, then with +inf left out; if an entry of a present
+    source is neither (and on other devices, or without ``by_bits``)
+    :func:`._torch_fusion.mean_log_var`.
     ``compiled``: through ``torch.compile``.
     """
     device = var.device.type
     usable_layout = compute_dtype(var.dtype) in LAYOUTS and var.shape[-1] > 0
     if by_bits and device == "cpu" and usable_layout:
-        from_bits = _call(_log_mean_by_bits, ("log-mean-bits", device), compiled, var, present)
-        if bool(from_bits.usable):
-            return from_bits.mean
+        for function, key in (
+            (_log_mean_by_finite_bits, "log-mean-finite-bits"),  # the common case, cheapest
+            (_log_mean_by_bits, "log-mean-bits"),  # + inf (no information) left out
+        ):
+            from_bits = _call(function, (key, device), compiled, var, present)
+            if bool(from_bits.usable):
+                return from_bits.mean
     return _call(_log_mean_by_logs, ("log-mean", device), compiled, var, present)
 
 
