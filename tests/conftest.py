@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -26,3 +28,21 @@ settings.register_profile(
     print_blob=True,
 )
 settings.load_profile(os.environ.get("BOGC_HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def bit_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each time the torch backend's pass 1 reads the floats' bits: ``"finite bits"``
+    (finite entries only, tried first) or ``"bits"`` (+inf left out), so a test can assert
+    which pass 1 a call took."""
+    torch_calibrate = pytest.importorskip("bogc_ref.backends._torch_calibrate")
+    calls: list[str] = []
+    for name, label in (("_log_mean_by_finite_bits", "finite bits"), ("_log_mean_by_bits", "bits")):
+        reader = getattr(torch_calibrate, name)
+
+        def counting(var: Any, present: Any, reader: Any = reader, label: str = label) -> Any:
+            calls.append(label)
+            return reader(var, present)
+
+        monkeypatch.setattr(torch_calibrate, name, counting)
+    return calls

@@ -305,21 +305,11 @@ def test_repeated_calls_of_one_shape_give_each_batch_its_own_moments() -> None:
         torch.testing.assert_close(var, exact_var, rtol=1e-9, atol=1e-20)
 
 
-def test_the_training_calibrate_takes_pass_one_by_logarithms(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_the_training_calibrate_takes_pass_one_by_logarithms(bit_reads: list[str]) -> None:
     """Faster at training sizes on the CPU (see ``training_calibrate``); same result."""
-    from bogc_ref.backends import _torch_calibrate
     from bogc_ref.training._backend import training_calibrate
 
-    calls: list[str] = []
-    by_bits = _torch_calibrate._log_mean_by_bits
-
-    def counting(var: torch.Tensor, present: torch.Tensor | None) -> object:
-        calls.append("bits")
-        return by_bits(var, present)
-
-    monkeypatch.setattr(_torch_calibrate, "_log_mean_by_bits", counting)
+    calls = bit_reads
     mean, var = torch.randn(M, 40, dtype=torch.float64), torch.rand(M, 40, dtype=torch.float64)
     got = training_calibrate(mean, var + 0.1)
     assert calls == []
