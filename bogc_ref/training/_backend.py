@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any, TypeVar
 
 import torch
@@ -117,3 +117,18 @@ def point_mass_at_zero_is_vacuous(mean: Tensor, var: Tensor) -> Tensor:
     var = var.clamp_min(0.0)
     still = (var == 0) & (mean == 0)
     return torch.where(still, torch.full_like(var, float("inf")), var)
+
+
+def write_grads(params: Iterable[Tensor], flat_grad: Tensor, accumulate: bool) -> None:
+    """Split the calibrated gradient (P,) over ``params`` in order into their ``.grad``
+    (cast to each parameter's dtype and device); added to an existing ``.grad`` when
+    ``accumulate``, else replacing it."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        g = flat_grad[offset : offset + n].reshape(p.shape).to(dtype=p.dtype, device=p.device)
+        offset += n
+        if accumulate and p.grad is not None:
+            p.grad = p.grad + g
+        else:
+            p.grad = g.clone()

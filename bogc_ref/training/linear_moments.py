@@ -76,6 +76,7 @@ from ._backend import (
     reached_moments,
     training_calibrate,
     unchecked_stage1,
+    write_grads,
 )
 
 __all__ = ["calibrated_linear_grads", "linear_source_moments"]
@@ -414,14 +415,5 @@ def calibrated_linear_grads(
     """
     mean, var = linear_source_moments(layers, per_sample_losses, moments=moments)
     result = training_calibrate(mean, var, mask=mask, **calibrate_kwargs)
-    offset = 0
-    for layer in layers:
-        for p in _parameters(layer):
-            n = p.numel()
-            g = result.grad[offset : offset + n].reshape(p.shape).to(dtype=p.dtype)
-            offset += n
-            if accumulate and p.grad is not None:
-                p.grad = p.grad + g
-            else:
-                p.grad = g.clone()
+    write_grads((p for layer in layers for p in _parameters(layer)), result.grad, accumulate)
     return result

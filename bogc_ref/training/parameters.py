@@ -31,7 +31,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, vmap
 
-from ._backend import reached_moments, spec_functions
+from ._backend import reached_moments, spec_functions, write_grads
 
 __all__ = ["calibrated_param_grads", "module_loss_fn", "per_sample_source_grads"]
 
@@ -94,15 +94,7 @@ def calibrated_param_grads(
     grads = per_sample_source_grads(loss_fn, selected, batch)
     mean, var = reached_moments(grads)
     result = spec_functions().calibrate(mean, var, mask=mask, **calibrate_kwargs)
-    offset = 0
-    for p in selected.values():
-        n = p.numel()
-        g = result.grad[offset : offset + n].reshape(p.shape).to(dtype=p.dtype, device=p.device)
-        offset += n
-        if accumulate and p.grad is not None:
-            p.grad = p.grad + g
-        else:
-            p.grad = g.clone()
+    write_grads(selected.values(), result.grad, accumulate)
     return result
 
 
