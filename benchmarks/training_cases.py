@@ -28,6 +28,9 @@ from typing import Any
 VIEW_WIDTHS = (76, 216, 64, 240, 47, 6)
 N_CLASSES = 10
 LATE_FUSION_BATCH = 128
+#: Steps timed as one unit at the representation level: a multiple of every refresh interval
+#: measured (1, 5, 10), so that a window holds the refits at their rate.
+STEP_WINDOW = 10
 TRUNK_BATCH, TRUNK_INPUT, TRUNK_SOURCES = 64, 32, 3
 
 
