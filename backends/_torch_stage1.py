@@ -67,13 +67,22 @@ def softmax_head_moments_linearized(
     w_mean: torch.Tensor,
     w_cov: torch.Tensor,
     clamp: bool = True,
+    layouts: xs.LinearizedCovariance | None = None,
 ) -> Pair:
     """mean = g(μ), var = diag(J Σ Jᵀ) (``bogc_ref.softmax_head_moments_linearized``);
-    ``clamp``: see ``_xp_stage1.softmax_head_moments_linearized``."""
+    ``clamp`` and ``layouts``: see ``_xp_stage1.softmax_head_moments_linearized``."""
     out: Pair = xs.softmax_head_moments_linearized(
-        namespace_of(h), h, targets, w_mean, w_cov, clamp
+        namespace_of(h), h, targets, w_mean, w_cov, clamp, layouts
     )
     return out
+
+
+def linearized_covariance(
+    w_cov: torch.Tensor, n_classes: int, width: int
+) -> xs.LinearizedCovariance:
+    """Σ rearranged once for many linearized-moments calls
+    (``_xp_stage1.linearized_covariance``)."""
+    return xs.linearized_covariance(namespace_of(w_cov), w_cov, n_classes, width)
 
 
 def empirical_moments(g: torch.Tensor) -> Pair:

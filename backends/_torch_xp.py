@@ -22,6 +22,7 @@ class TorchNamespace:
     float64 = torch.float64
     einsum = staticmethod(torch.einsum)
     isfinite = staticmethod(torch.isfinite)
+    exp = staticmethod(torch.exp)
     zeros_like = staticmethod(torch.zeros_like)
     swapaxes = staticmethod(torch.swapaxes)
     stack = staticmethod(torch.stack)
@@ -44,6 +45,10 @@ class TorchNamespace:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
+        if device.type != "cpu":
+            # torch's fused kernel saves launches on a GPU; on the CPU, over rows of a few
+            # classes, it is about 3x slower than the five operations of the formula.
+            self.row_softmax = _row_softmax
 
     @staticmethod
     def concatenate(tensors: list[torch.Tensor], axis: int) -> torch.Tensor:
@@ -70,10 +75,9 @@ class TorchNamespace:
         """``numpy.maximum`` against a scalar."""
         return a.clamp(min=floor)
 
-    @staticmethod
-    def row_softmax(logits: torch.Tensor) -> torch.Tensor:
-        """Softmax over the last axis (torch's fused kernel)."""
-        return torch.softmax(logits, dim=-1)
+    def take_host(self, a: torch.Tensor, indices: Any, axis: int) -> torch.Tensor:
+        """``numpy.take`` along one axis with host (NumPy) ``indices``."""
+        return a.index_select(axis, device_indices(indices, self.device))
 
     def ones(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """``numpy.ones`` on this namespace's device."""
@@ -98,8 +102,31 @@ class TorchLinalg:
 
     @staticmethod
     def cholesky_inverse(chol: torch.Tensor) -> torch.Tensor:
-        """A⁻¹ from the lower Cholesky factor of A (LAPACK ``potri``)."""
-        return torch.cholesky_inverse(chol)
+        """A⁻¹ from the lower Cholesky factor of A (LAPACK ``potri``), row-major.
+
+        torch returns it column-major and exactly symmetric (one triangle mirrored), so its
+        transpose is the same matrix in row-major order, without a copy.
+        """
+        return torch.cholesky_inverse(chol).mT
+
+
+def _row_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis (torch's fused kernel)."""
+    return torch.softmax(logits, dim=-1)
+
+
+def device_indices(indices: Any, device: torch.device) -> torch.Tensor:
+    """A NumPy index array as a long tensor on ``device``, cached by the array (the callers
+    pass arrays from ``functools.lru_cache``: the same object for the same index)."""
+    key = (id(indices), device)
+    hit = _INDICES.get(key)
+    if hit is None or hit[0] is not indices:
+        hit = (indices, torch.as_tensor(indices, dtype=torch.long, device=device))
+        _INDICES[key] = hit
+    return hit[1]
+
+
+_INDICES: dict[tuple[int, torch.device], tuple[Any, torch.Tensor]] = {}
 
 
 def namespace_of(t: torch.Tensor) -> Any:

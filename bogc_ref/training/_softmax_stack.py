@@ -13,9 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from ._backend import unchecked_stage1
 
 #: Column selection of one source: a slice (a view of ``h``) or an index tensor (a gather).
 Columns = slice | Tensor
@@ -46,6 +49,7 @@ class SoftmaxStack:
     mean: Tensor | None = None
     cov: Tensor | None = None
     fitted: list[bool] = field(default_factory=list)
+    _layouts: Any = None
 
     @property
     def n_params(self) -> int:
@@ -71,11 +75,22 @@ class SoftmaxStack:
                 (count, self.n_params, self.n_params), dtype=dtype, device=device
             )
             self.fitted = [False] * count
+            self._layouts = None
 
     def covariances(self, positions: list[int]) -> Tensor:
         """The cached covariances of the members at ``positions`` (no copy for all of them)."""
         assert self.cov is not None
         return self.cov if positions == list(range(len(self.members))) else self.cov[positions]
+
+    def layouts(self) -> Any:
+        """The covariances rearranged for the linearized moments, built once per fit
+        (``_xp_stage1.LinearizedCovariance``)."""
+        assert self.cov is not None
+        if self._layouts is None:
+            self._layouts = unchecked_stage1().linearized_covariance(
+                self.cov, self.n_classes, self.width
+            )
+        return self._layouts
 
     def store(self, positions: list[int], mean: Tensor, cov: Tensor | None = None) -> None:
         """New posterior means (and covariances) of the members at ``positions``.
@@ -92,6 +107,8 @@ class SoftmaxStack:
             self.mean[positions] = mean.to(self.mean.dtype)
             if cov is not None:
                 self.cov[positions] = cov.to(self.cov.dtype)
+        if cov is not None:
+            self._layouts = None
         for i in positions:
             self.fitted[i] = self.fitted[i] or cov is not None
 

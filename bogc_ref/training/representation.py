@@ -331,7 +331,7 @@ class RepresentationAggregator:
         if self.softmax_moments == "linearized":
             one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h_s.dtype)
             out: tuple[Tensor, Tensor] = unchecked_stage1().softmax_head_moments_linearized(
-                h_s, one_hot, stack.mean, stack.cov
+                h_s, one_hot, stack.mean, stack.cov, layouts=stack.layouts()
             )
             return out
         mean, var = torch.zeros_like(h_s), torch.zeros_like(h_s)

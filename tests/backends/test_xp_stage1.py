@@ -83,11 +83,12 @@ def test_xp_cholesky_jitter_policy_and_error() -> None:
         xs.cholesky_jittered(np, -np.eye(2), "a")
 
 
-@pytest.mark.parametrize("dim", [3, 44])  # head widths on either side of PAIR_PRODUCTS_MAX_WIDTH
+@pytest.mark.parametrize("dim", [3, 44])  # head widths on either side of FULL_QUAD_MAX_WIDTH
 def test_stacked_heads_equal_one_head_at_a_time(dim: int) -> None:
     """A stack of heads (leading axis) gives each head's own linearized moments and Newton
-    mean, as the reference computes them one head at a time."""
-    assert (dim + 1 <= xs.PAIR_PRODUCTS_MAX_WIDTH) == (dim == 3)
+    mean, as the reference computes them one head at a time; the same with Σ rearranged
+    once beforehand (``layouts``, as the training integration passes it)."""
+    assert (dim + 1 <= xs.FULL_QUAD_MAX_WIDTH) == (dim == 3)
     rng = np.random.default_rng(dim)
     n_heads, b, k = 3, 6, 4
     width = dim + 1
@@ -99,11 +100,18 @@ def test_stacked_heads_equal_one_head_at_a_time(dim: int) -> None:
     cov = 0.05 * a @ np.swapaxes(a, 1, 2) / (k * width) + 0.01 * np.eye(k * width)
     p0 = np.eye(k * width) * 0.7
     mean, var = xs.softmax_head_moments_linearized(np, h, targets, w, cov)
+    layouts = xs.linearized_covariance(np, cov, k, width)
+    assert (layouts.expand is None) == (dim == 3)
+    mean_l, var_l = xs.softmax_head_moments_linearized(
+        np, h, targets, w, np.full_like(cov, np.nan), layouts=layouts
+    )
     newton = xs.laplace_mean_with_covariance(np, h, targets, w, 0 * w, p0, cov)
     for i in range(n_heads):
         one = bogc_ref.softmax_head_moments_linearized(h[i], labels[i], w[i], cov[i])
         np.testing.assert_allclose(mean[i], one.mean, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(var[i], one.var, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(mean_l[i], one.mean, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(var_l[i], one.var, rtol=1e-10, atol=1e-12)
         alone = xs.laplace_mean_with_covariance(np, h[i], targets[i], w[i], 0 * w[i], p0, cov[i])
         np.testing.assert_allclose(newton[i], alone, rtol=1e-12, atol=1e-14)
 
