@@ -126,6 +126,21 @@ def test_refresh_every_reuses_the_posterior() -> None:
     assert not np.allclose(stale[:, 0, :2], expected.mean)
 
 
+def test_every_refit_gives_the_spec_moments_of_its_batch() -> None:
+    """With a refit at every call, each call's moments are the reference's on that call's
+    batch: nothing derived from an earlier fit (such as Σ rearranged for the linearized
+    moments) outlives the fit."""
+    p = _problem(5)
+    agg = _aggregator(p, refresh_every=1)
+    h = p["enc"](p["x"]).detach()
+    for step in range(3):
+        h_step = h * (1.0 + step) + 0.3 * step
+        mean, var, _ = agg.moments(h_step, [p["y"], p["labels"]])
+        want_mean, want_var = _hand_moments(p, h_step.numpy())
+        np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-9, atol=1e-13)
+        np.testing.assert_allclose(var.numpy(), want_var, rtol=1e-8, atol=1e-15)
+
+
 def test_softmax_mean_follows_the_head_between_refits() -> None:
     """Between refits the covariance is the last fit's and the mean is the spec's Newton step
     from the head's current weights on the current batch: μ = θ − Σ ∇(θ)."""
