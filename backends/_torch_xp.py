@@ -51,6 +51,11 @@ class TorchNamespace:
             self.row_softmax = _row_softmax
 
     @staticmethod
+    def ascontiguousarray(a: torch.Tensor) -> torch.Tensor:
+        """``numpy.ascontiguousarray``."""
+        return a.contiguous()
+
+    @staticmethod
     def concatenate(tensors: list[torch.Tensor], axis: int) -> torch.Tensor:
         """``numpy.concatenate``."""
         return torch.cat(tensors, dim=axis)

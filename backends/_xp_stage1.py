@@ -237,18 +237,21 @@ def linearized_covariance(xp: Any, w_cov: Any, n_classes: int, width: int) -> Li
     l_ax, j_ax, m_ax, k_ax = (n_lead + i for i in range(4))
     same_dim = xp.diagonal(blocks[..., :dim, :, :dim], axis1=-3, axis2=-1)  # (..., K, K, D)
     by_r = xp.transpose(blocks[..., :dim, :, :], (*axes, l_ax, k_ax, j_ax, m_ax))
-    by_jk = xp.transpose(blocks, (*axes, j_ax, k_ax, l_ax, m_ax)).reshape(
-        *lead, width * width, n_classes * n_classes
+    # rows (l, m), columns (j, k): the pairs l <= m are taken as whole rows, then transposed
+    by_lm = xp.transpose(blocks, (*axes, l_ax, m_ax, j_ax, k_ax)).reshape(
+        *lead, n_classes * n_classes, width * width
     )
     same_dim = same_dim.reshape(*lead, n_classes * n_classes, dim)
     by_r = by_r.reshape(*lead, n_classes * width, dim * n_classes)
     if width <= FULL_QUAD_MAX_WIDTH:
-        return LinearizedCovariance(same_dim, by_r, by_jk, None)
+        return LinearizedCovariance(
+            same_dim, by_r, xp.ascontiguousarray(swap_last(xp, by_lm)), None
+        )
     n_pairs = n_classes * (n_classes + 1) // 2
     return LinearizedCovariance(
         same_dim,
         by_r,
-        take(xp, by_jk, upper_positions(n_classes), axis=-1),
+        xp.ascontiguousarray(swap_last(xp, take(xp, by_lm, upper_positions(n_classes), axis=-2))),
         take(xp, xp.eye(n_pairs, dtype=w_cov.dtype), symmetric_index(n_classes), axis=-1),
     )
 
