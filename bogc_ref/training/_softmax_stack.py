@@ -80,7 +80,7 @@ class SoftmaxStack:
     def covariances(self, positions: list[int]) -> Tensor:
         """The cached covariances of the members at ``positions`` (no copy for all of them)."""
         assert self.cov is not None
-        return self.cov if positions == list(range(len(self.members))) else self.cov[positions]
+        return pick(self.cov, positions)
 
     def layouts(self) -> Any:
         """The covariances rearranged for the linearized moments, built once per fit
@@ -125,6 +125,12 @@ class SoftmaxStack:
             if self.fitted[i]:
                 out_mean[:, m, cols] = mean[i]
                 out_var[:, m, cols] = var[i]
+
+
+def pick(stacked: Tensor, positions: list[int]) -> Tensor:
+    """``stacked[positions]`` along the leading axis; the tensor itself (no copy) where the
+    positions are all of it, in order."""
+    return stacked if positions == list(range(stacked.shape[0])) else stacked[positions]
 
 
 def stack_sources(

@@ -74,7 +74,7 @@ from ._backend import (
     training_calibrate,
     unchecked_stage1,
 )
-from ._softmax_stack import Columns, SoftmaxStack, row_groups, stack_sources
+from ._softmax_stack import Columns, SoftmaxStack, pick, row_groups, stack_sources
 
 Kind = Literal["linear", "softmax"]
 Reach = slice | Sequence[int] | None
@@ -219,14 +219,16 @@ class RepresentationAggregator:
             stage1 = unchecked_stage1()
             m_mean, m_var = stage1.linear_head_moments(h_m, target, post.mean, post.cov)
             mean[:, m, cols] = m_mean
-            var[:, m, cols] = point_mass_at_zero_is_vacuous(m_mean, m_var)
+            var[:, m, cols] = m_var
         for stack in self._softmax_stacks(dim, columns, h.device):
             h_s, labels = stack.inputs(h, targets)
-            self._update_stack(stack, h_s, labels, present, refresh)
-            s_mean, s_var = self._stack_moments(stack, h_s, labels)
-            stack.scatter(s_mean, point_mass_at_zero_is_vacuous(s_mean, s_var), mean, var)
+            one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h.dtype)
+            self._update_stack(stack, h_s, one_hot, present, refresh)
+            s_mean, s_var = self._stack_moments(stack, h_s, labels, one_hot)
+            stack.scatter(s_mean, s_var, mean, var)
         self.step += 1
-        return mean, var, present
+        # once over every source (unreached entries, mean 0 and var +inf, are unchanged)
+        return mean, point_mass_at_zero_is_vacuous(mean, var), present
 
     def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
@@ -283,7 +285,7 @@ class RepresentationAggregator:
         return self._precisions[key]
 
     def _update_stack(
-        self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor, present: Tensor, refresh: bool
+        self, stack: SoftmaxStack, h_s: Tensor, one_hot: Tensor, present: Tensor, refresh: bool
     ) -> None:
         """Refit (Laplace) or move (Newton step with the cached covariance) the posteriors of
         a stack's members: one call each for the members that share their present rows."""
@@ -293,28 +295,27 @@ class RepresentationAggregator:
         weights = stack.weights(f64, h_s.device)
         stage1 = unchecked_stage1()
         for positions, rows in row_groups(present[:, stack.members]):
-            h_fit, t_fit = self._fit_rows(rows, h_s[positions], labels[positions, :, None])
+            h_fit, t_fit = self._fit_rows(rows, pick(h_s, positions), pick(one_hot, positions))
             refit = [i for i in positions if refresh or not stack.fitted[i]]
             move = [i for i in positions if i not in refit]
             if h_fit.shape[1] == 0:  # no present row: no refit; a cached posterior stays
                 for i in refit:
                     stack.fitted[i] = False
                 continue
-            one_hot = nn.functional.one_hot(t_fit[..., 0], stack.n_classes).to(f64)
-            h_fit = h_fit.to(f64)
+            h_fit, t_fit = h_fit.to(f64), t_fit.to(f64)
             for chosen, fit in ((refit, True), (move, False)):
                 if not chosen:
                     continue
                 at = [positions.index(i) for i in chosen]
-                w = weights[chosen]
+                h_at, t_at, w = pick(h_fit, at), pick(t_fit, at), pick(weights, chosen)
                 if fit:
                     post_mean, post_cov = stage1.softmax_head_laplace(
-                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision
+                        h_at, t_at, w, torch.zeros_like(w), precision
                     )
                     stack.store(chosen, post_mean, post_cov)
                 else:
                     post_mean = stage1.laplace_mean_with_covariance(
-                        h_fit[at], one_hot[at], w, torch.zeros_like(w), precision,
+                        h_at, t_at, w, torch.zeros_like(w), precision,
                         stack.covariances(chosen).to(f64),
                     )  # fmt: skip
                     stack.store(chosen, post_mean)
@@ -323,13 +324,12 @@ class RepresentationAggregator:
             self._posteriors[m] = None if post is None else _Posterior(*post)
 
     def _stack_moments(
-        self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor
+        self, stack: SoftmaxStack, h_s: Tensor, labels: Tensor, one_hot: Tensor
     ) -> tuple[Tensor, Tensor]:
         """The members' moments (H, B, D): the linearized ones in one call, or Monte Carlo
         per member (zero, and left out by ``scatter``, where a member has no posterior)."""
         assert stack.mean is not None and stack.cov is not None
         if self.softmax_moments == "linearized":
-            one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h_s.dtype)
             out: tuple[Tensor, Tensor] = unchecked_stage1().softmax_head_moments_linearized(
                 h_s, one_hot, stack.mean, stack.cov, layouts=stack.layouts()
             )
@@ -393,10 +393,11 @@ def _check_h(h: Tensor) -> tuple[int, int]:
         raise ValueError(f"h: expected at least one row, got shape {tuple(h.shape)}")
     if not h.is_floating_point():
         raise TypeError(f"h: expected a floating-point tensor, got dtype {h.dtype}")
-    bad = ~torch.isfinite(h.detach())
-    if bool(bad.any()):
-        index = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
+    if not bool(torch.isfinite(h.detach().sum())):  # a finite sum: every entry finite
+        bad = ~torch.isfinite(h.detach())
+        if bool(bad.any()):
+            index = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
     return int(h.shape[0]), int(h.shape[1])
 
 
@@ -421,9 +422,9 @@ def _check_target(src: Source, target: Tensor, m: int, n_rows: int, dtype: torch
             f"{name}: expected integer labels of shape ({n_rows},) (B,) for a softmax head, "
             f"got dtype {target.dtype} and shape {tuple(target.shape)}"
         )
-    bad = (target < 0) | (target >= k)
-    if bool(bad.any()):
-        first = int(bad.nonzero()[0, 0])
+    low, high = torch.aminmax(target)
+    if int(low) < 0 or int(high) >= k:
+        first = int(((target < 0) | (target >= k)).nonzero()[0, 0])
         raise ValueError(
             f"{name}: label {int(target[first])} at index {first} is outside [0, {k}) "
             f"(shape {tuple(target.shape)})"

@@ -196,6 +196,15 @@ def test_bad_values_name_the_argument_and_index() -> None:
         agg.moments(bad_h, [p["y"], p["labels"]])
     with pytest.raises(ValueError, match=r"targets\[1\]: expected integer labels"):
         agg.moments(h, [p["y"], p["labels"].double()])
+    bad_labels[4], bad_labels[6] = 0, -1
+    with pytest.raises(ValueError, match=r"targets\[1\]: label -1 at index 6 is outside"):
+        agg.moments(h, [p["y"], bad_labels])
+    big = h.detach().clone()
+    big[0, 0] = big[1, 0] = 1e308  # finite, though their sum overflows
+    try:
+        agg.moments(big, [p["y"], p["labels"]])
+    except ValueError as exc:  # the fit may refuse the overflow; h itself is valid
+        assert not str(exc).startswith("h:"), exc
 
 
 def test_mc_moments_follow_the_seed() -> None:
