@@ -95,7 +95,8 @@ def late_fusion_parts(rep_dim: int = 8) -> dict[str, Callable[[], Any]]:
     """The parts of one BOGC step of :func:`late_fusion_case` at the experiment's settings,
     each a callable: the aggregator's moments on a refit step and on a Newton step, the
     compiled ``calibrate``, and the stage-1 calls they make (the six view heads stacked,
-    the fused head), on one batch's detached representation."""
+    the fused head; the linearized moments with Σ rearranged beforehand, as the aggregator
+    calls them between two fits), on one batch's detached representation."""
     import torch
     from torch import nn
 
@@ -135,8 +136,15 @@ def late_fusion_parts(rep_dim: int = 8) -> dict[str, Callable[[], Any]]:
         ("6 view heads stacked", views),
         ("fused head", fused),
     ):
-        parts[f"  linearized moments, {name}"] = lambda a=(h_s, one_hot, post_mean, post_cov): (
-            stage1.softmax_head_moments_linearized(*a)
+        shape = post_mean.shape[-2:]
+        layouts = stage1.linearized_covariance(post_cov, *shape)
+        parts[f"  Σ rearranged (once per fit), {name}"] = lambda a=(post_cov, *shape): (
+            stage1.linearized_covariance(*a)
+        )
+        parts[f"  linearized moments, {name}"] = (
+            lambda a=(h_s, one_hot, post_mean, post_cov), k=(layouts): (
+                stage1.softmax_head_moments_linearized(*a, layouts=k)
+            )
         )
         parts[f"  Laplace fit, {name}"] = lambda a=(h_s, one_hot, w, 0 * w, p0): (
             stage1.softmax_head_laplace(*a)

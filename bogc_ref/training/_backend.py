@@ -114,9 +114,8 @@ def point_mass_at_zero_is_vacuous(mean: Tensor, var: Tensor) -> Tensor:
     nothing there, so it carries no information: vacuous, not dogmatic. Other entries are
     returned with roundoff below zero set to 0.
     """
-    var = var.clamp_min(0.0)
-    still = (var == 0) & (mean == 0)
-    return torch.where(still, torch.full_like(var, float("inf")), var)
+    still = (var <= 0) & (mean == 0)
+    return var.clamp_min(0.0).masked_fill_(still, float("inf"))
 
 
 def write_grads(params: Iterable[Tensor], flat_grad: Tensor, accumulate: bool) -> None:

@@ -64,6 +64,10 @@ class SoftmaxStack:
 
     def weights(self, dtype: torch.dtype, device: torch.device) -> Tensor:
         """The heads' current weights W (H, K, D+1)."""
+        if all(head.bias is not None for head in self.heads):  # one stack each, one join
+            weight = torch.stack([head.weight.detach() for head in self.heads])
+            bias = torch.stack([head.bias.detach() for head in self.heads])
+            return torch.cat([weight, bias[..., None]], dim=-1).to(device, dtype)
         return torch.stack([head_matrix(head) for head in self.heads]).to(device, dtype)
 
     def allocate(self, dtype: torch.dtype, device: torch.device) -> None:

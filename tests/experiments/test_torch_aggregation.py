@@ -383,3 +383,20 @@ def test_stacked_heads_equal_the_reference_head_by_head() -> None:
         )
         expected_lin = ref.linear_head_moments(h_np[:, 3:5], y.numpy(), post.mean, post.cov)
         np.testing.assert_allclose(mean[:, 6, 3:5].numpy(), expected_lin.mean, rtol=1e-9)
+
+
+def test_a_head_without_bias_is_a_head_with_bias_zero() -> None:
+    """W = [weight, 0] for a head without a bias, alone or stacked with one that has it."""
+    p = _problem(8)
+    h = p["enc"](p["x"]).detach()
+    no_bias = torch.nn.Linear(D, K, bias=False).double()
+    zero_bias = torch.nn.Linear(D, K).double()
+    with torch.no_grad():
+        no_bias.weight.copy_(p["soft"].weight)
+        zero_bias.weight.copy_(p["soft"].weight)
+        zero_bias.bias.zero_()
+    labels = [p["labels"], p["labels"]]
+    got = RepresentationAggregator([Source(no_bias, "softmax"), Source(p["soft"], "softmax")])
+    want = RepresentationAggregator([Source(zero_bias, "softmax"), Source(p["soft"], "softmax")])
+    for a, b in zip(got.moments(h, labels), want.moments(h, labels), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
