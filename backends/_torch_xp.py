@@ -4,9 +4,10 @@
 differently (``cat(dim=)``, ``diagonal(dim1=, dim2=)``, ``permute``, ``clamp``) and
 creates arrays on a device. :class:`TorchNamespace` maps exactly the calls that module
 makes, on one device; everything else (``@``, ``.T``, ``reshape``, indexing,
-``sum``/``mean`` with ``axis``) already works on tensors. Two optional hooks of
-``_xp_stage1`` take torch's own kernels: ``row_softmax`` (``torch.softmax``) and
-``cholesky_or_none`` (``torch.linalg.cholesky_ex``, no exception on failure).
+``sum``/``mean`` with ``axis``) already works on tensors. Optional hooks of ``_xp_stage1``
+take torch's own kernels: ``cholesky_or_none`` (``torch.linalg.cholesky_ex``, no exception
+on failure), ``take_host`` (``index_select`` with NumPy indices moved to the device once)
+and, off the CPU only, ``row_softmax`` (``torch.softmax``).
 """
 
 from __future__ import annotations
