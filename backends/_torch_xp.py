@@ -127,12 +127,15 @@ def device_indices(indices: Any, device: torch.device) -> torch.Tensor:
     key = (id(indices), device)
     hit = _INDICES.get(key)
     if hit is None or hit[0] is not indices:
+        if len(_INDICES) >= _MAX_CACHED_INDICES:  # arrays no longer cached upstream
+            _INDICES.clear()
         hit = (indices, torch.as_tensor(indices, dtype=torch.long, device=device))
         _INDICES[key] = hit
     return hit[1]
 
 
 _INDICES: dict[tuple[int, torch.device], tuple[Any, torch.Tensor]] = {}
+_MAX_CACHED_INDICES = 256
 
 
 def namespace_of(t: torch.Tensor) -> Any:

@@ -50,6 +50,26 @@ def _native(backend: Any, p: dict[str, np.ndarray], *names: str) -> list[Any]:
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_linearized_moments_of_a_wide_head_match_reference(backend: Any, dtype: Any) -> None:
+    """A head wide enough for the pairs-of-classes path of the linearized moments
+    (D+1 > ``FULL_QUAD_MAX_WIDTH``, class pairs gathered on the backend's device)."""
+    from bogc_ref.backends._xp_stage1 import FULL_QUAD_MAX_WIDTH
+
+    rng = np.random.default_rng(11)
+    n_rows, dim, k = 7, FULL_QUAD_MAX_WIDTH + 5, 4
+    a = rng.standard_normal((k * (dim + 1), k * (dim + 1)))
+    cov = 0.05 * (a @ a.T) / a.shape[0] + 0.01 * np.eye(k * (dim + 1))
+    h = rng.standard_normal((n_rows, dim)).astype(dtype)
+    labels = rng.integers(0, k, n_rows)
+    w = rng.standard_normal((k, dim + 1)).astype(dtype)
+    got = backend.softmax_head_moments_linearized(
+        *(backend.from_numpy(x) for x in (h, labels, w, cov.astype(dtype)))
+    )
+    want = bogc_ref.softmax_head_moments_linearized(h, labels, w, cov.astype(dtype))
+    _check(got, want, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_moment_functions_match_reference(backend: Any, dtype: Any) -> None:
     p = _problem(dtype)
     h, y, labels, w, cov, covs, eps, g = _native(
