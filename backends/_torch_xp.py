@@ -6,8 +6,9 @@ creates arrays on a device. :class:`TorchNamespace` maps exactly the calls that 
 makes, on one device; everything else (``@``, ``.T``, ``reshape``, indexing,
 ``sum``/``mean`` with ``axis``) already works on tensors. Optional hooks of ``_xp_stage1``
 take torch's own kernels: ``cholesky_or_none`` (``torch.linalg.cholesky_ex``, no exception
-on failure), ``take_host`` (``index_select`` with NumPy indices moved to the device once)
-and, off the CPU only, ``row_softmax`` (``torch.softmax``).
+on failure), ``not_all_finite`` (``_torch_common``'s), ``take_host`` (``index_select``
+with NumPy indices moved to the device once) and, off the CPU only, ``row_softmax``
+(``torch.softmax``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 import torch
 
+from ._torch_common import not_all_finite
+
 
 class TorchNamespace:
     """The NumPy-namespace functions ``_xp_stage1`` calls, on tensors on ``device``."""
@@ -23,6 +26,7 @@ class TorchNamespace:
     float64 = torch.float64
     einsum = staticmethod(torch.einsum)
     isfinite = staticmethod(torch.isfinite)
+    not_all_finite = staticmethod(not_all_finite)
     exp = staticmethod(torch.exp)
     zeros_like = staticmethod(torch.zeros_like)
     swapaxes = staticmethod(torch.swapaxes)

@@ -67,8 +67,14 @@ def cholesky_jittered(xp: Any, a: Any, name: str) -> Any:
 def all_finite(xp: Any, a: Any) -> bool:
     """Whether every entry of ``a`` is finite: one sum (NaN and ±inf absorb under addition,
     so a finite sum proves it), entry by entry only when the sum is not finite (an
-    overflowing sum of finite entries)."""
-    return bool(xp.isfinite(a.sum())) or bool(xp.isfinite(a).all())
+    overflowing sum of finite entries). A namespace may bring its own test as
+    ``xp.not_all_finite`` (torch: ``_torch_common.not_all_finite``)."""
+    own = getattr(xp, "not_all_finite", None)
+    if own is not None:
+        return not bool(own(a))
+    with np.errstate(over="ignore", invalid="ignore"):  # the sum's overflow is the question
+        total = a.sum()
+    return bool(xp.isfinite(total)) or bool(xp.isfinite(a).all())
 
 
 def jittered(xp: Any, a: Any, name: str, factor: Callable[[Any], Any]) -> Any:

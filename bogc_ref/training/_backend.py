@@ -78,6 +78,13 @@ def training_calibrate(mean: Tensor, var: Tensor, **kwargs: Any) -> Any:
     return _BACKENDS[mode].calibrate(mean, var, **kwargs)
 
 
+def not_all_finite(t: Tensor) -> Tensor:
+    """0-d bool tensor: some entry of ``t`` is NaN or ±inf (the torch backend's test, one sum
+    on the CPU: ``bogc_ref.backends._torch_common.not_all_finite``)."""
+    test: Tensor = importlib.import_module("bogc_ref.backends._torch_common").not_all_finite(t)
+    return test
+
+
 def unchecked_stage1() -> Any:
     """The torch backend's stage-1 computations without its input checks (``_torch_stage1``).
 

@@ -69,6 +69,7 @@ import torch
 from torch import Tensor, nn
 
 from ._backend import (
+    not_all_finite,
     point_mass_at_zero_is_vacuous,
     spec_functions,
     training_calibrate,
@@ -393,11 +394,9 @@ def _check_h(h: Tensor) -> tuple[int, int]:
         raise ValueError(f"h: expected at least one row, got shape {tuple(h.shape)}")
     if not h.is_floating_point():
         raise TypeError(f"h: expected a floating-point tensor, got dtype {h.dtype}")
-    if not bool(torch.isfinite(h.detach().sum())):  # a finite sum: every entry finite
-        bad = ~torch.isfinite(h.detach())
-        if bool(bad.any()):
-            index = tuple(int(i) for i in bad.nonzero()[0])
-            raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
+    if bool(not_all_finite(h.detach())):
+        index = tuple(int(i) for i in (~torch.isfinite(h.detach())).nonzero()[0])
+        raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
     return int(h.shape[0]), int(h.shape[1])
 
 

@@ -83,6 +83,23 @@ def test_xp_cholesky_jitter_policy_and_error() -> None:
         xs.cholesky_jittered(np, -np.eye(2), "a")
 
 
+def test_xp_cholesky_names_the_non_finite_matrix_of_a_stack() -> None:
+    """The finiteness test before the factorisation (one sum, then entry by entry) names the
+    matrix of a stack that overflowed, in NumPy and through torch's namespace; finite
+    entries whose sum overflows are factored."""
+    torch = pytest.importorskip("torch")
+    from bogc_ref.backends._torch_xp import namespace_of
+
+    stack = np.stack([np.eye(3), np.eye(3)])
+    stack[1, 2, 0] = stack[1, 0, 2] = np.inf
+    huge = np.diag([1e308, 1e308, 1.0])[None]  # finite; its sum overflows
+    for xp, wrap in ((np, np.asarray), (namespace_of(torch.zeros(1)), torch.from_numpy)):
+        with pytest.raises(ValueError, match=r"^a \[1\]: a matrix of shape \(3, 3\) with non"):
+            xs.cholesky_jittered(xp, wrap(stack), "a")
+        chol = np.asarray(xs.cholesky_jittered(xp, wrap(huge), "a"))
+        np.testing.assert_allclose(chol[0].diagonal(), [1e154, 1e154, 1.0])
+
+
 @pytest.mark.parametrize("dim", [3, 44])  # head widths on either side of FULL_QUAD_MAX_WIDTH
 def test_stacked_heads_equal_one_head_at_a_time(dim: int) -> None:
     """A stack of heads (leading axis) gives each head's own linearized moments and Newton
