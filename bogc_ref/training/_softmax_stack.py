@@ -24,11 +24,10 @@ from ._backend import unchecked_stage1
 Columns = slice | Tensor
 
 
-def head_matrix(head: nn.Linear) -> Tensor:
-    """W = [weight, bias] (K, D+1), bias last, detached (a zero bias when the head has none)."""
+def head_bias(head: nn.Linear) -> Tensor:
+    """The head's bias, detached (zeros when the head has none)."""
     weight = head.weight.detach()
-    bias = head.bias.detach() if head.bias is not None else weight.new_zeros(weight.shape[0])
-    return torch.cat([weight, bias[:, None]], dim=1)
+    return head.bias.detach() if head.bias is not None else weight.new_zeros(weight.shape[0])
 
 
 @dataclass
@@ -63,12 +62,10 @@ class SoftmaxStack:
         return h_stack, labels
 
     def weights(self, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """The heads' current weights W (H, K, D+1)."""
-        if all(head.bias is not None for head in self.heads):  # one stack each, one join
-            weight = torch.stack([head.weight.detach() for head in self.heads])
-            bias = torch.stack([head.bias.detach() for head in self.heads])
-            return torch.cat([weight, bias[..., None]], dim=-1).to(device, dtype)
-        return torch.stack([head_matrix(head) for head in self.heads]).to(device, dtype)
+        """The heads' current weights W = [weight, bias] (H, K, D+1), bias last."""
+        weight = torch.stack([head.weight.detach() for head in self.heads])
+        bias = torch.stack([head_bias(head) for head in self.heads])
+        return torch.cat([weight, bias[..., None]], dim=-1).to(device, dtype)
 
     def allocate(self, dtype: torch.dtype, device: torch.device) -> None:
         """Empty posteriors on first use (none fitted)."""
