@@ -399,32 +399,48 @@ def softmax_head_laplace(
     theta and m0 (..., K, D+1), p0 (K(D+1), K(D+1)) or a stack of them), as in
     :func:`softmax_head_moments_linearized`; every formula is per head.
     """
-    *lead, n_classes, width = theta.shape
-    n_params, n_lead = n_classes * width, len(lead)
+    lead = theta.shape[:-2]
     h_tilde = augmented(xp, h)
     p = softmax(xp, h_tilde @ swap_last(xp, theta))
-    eye = xp.eye(n_classes, dtype=p.dtype)
-    # Σ_b C_b ⊗ h̃_b h̃_bᵀ over chunks of rows, each chunk's (rows, K² + (D+1)²) work arrays
-    # within LAPLACE_CHUNK_ELEMENTS (or the K²(D+1)² result) per head: memory as in the
-    # reference, times the number of heads stacked.
-    per_row = n_classes**2 + width**2
-    rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // per_row)
-    ggn: Any = None  # the first chunk's product starts the sum (no zeros to add it to)
-    for start in range(0, max(h_tilde.shape[-2], 1), rows):
-        pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
-        curvature = eye * pc[..., :, None, :] - pc[..., :, :, None] * pc[..., :, None, :]
-        outer = hc[..., :, :, None] * hc[..., :, None, :]
-        part = swap_last(xp, curvature.reshape(*lead, -1, n_classes**2)) @ outer.reshape(
-            *lead, -1, width**2
-        )
-        ggn = part if ggn is None else ggn + part
-    ggn = ggn.reshape(*lead, n_classes, n_classes, width, width)
-    axes = (*range(n_lead), n_lead, n_lead + 2, n_lead + 1, n_lead + 3)
-    precision = p0 + xp.transpose(ggn, axes).reshape(*lead, n_params, n_params)
+    precision = laplace_precision(xp, p, h_tilde, p0)
     grad = laplace_gradient(xp, h_tilde, p, targets, theta, m0, p0)
     chol = cholesky_jittered(xp, precision, "h, prior_precision: the Laplace precision P0 + GGN")
     mean = theta.reshape(*lead, -1) - cho_solve(xp, sla, chol, grad[..., None])[..., 0]
     return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
+
+
+def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: Any) -> Any:
+    r"""Λ = P0 + GGN (..., K(D+1), K(D+1)), θ row-major, the GGN
+    :math:`\sum_b (\mathrm{diag}\,p_b - p_b p_b^\top) \otimes \tilde h_b \tilde h_b^\top`
+    from its two parts:
+
+    .. math::
+
+        \sum_b \mathrm{diag}(p_b) \otimes \tilde h_b \tilde h_b^\top
+        - V^\top V, \qquad V_b = p_b \otimes \tilde h_b,
+
+    the first block diagonal (block l: :math:`\tilde H^\top \mathrm{diag}(p_{\cdot l})
+    \tilde H`), the second one product of the (B, K(D+1)) matrix V with itself, already in
+    θ's row-major order (no transposed copy of a K²(D+1)² array). Summed over chunks of rows,
+    each chunk's (rows, K(D+1)) work array within ``LAPLACE_CHUNK_ELEMENTS`` (or the
+    K²(D+1)² result) per head. Any leading axes are a stack of heads.
+    """
+    *lead, n_rows, n_classes = p.shape
+    width = h_tilde.shape[-1]
+    n_params = n_classes * width
+    rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // n_params)
+    precision: Any = None  # P0 minus the first chunk's product starts the sum (a new array)
+    for start in range(0, max(n_rows, 1), rows):
+        pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
+        weighted = pc[..., :, :, None] * hc[..., :, None, :]  # (..., rows, K, D+1): p_bl h̃_b
+        flat = weighted.reshape(*lead, -1, n_params)
+        outer = swap_last(xp, flat) @ flat
+        precision = p0 - outer if precision is None else precision - outer
+        blocks = xp.moveaxis(weighted, -3, -1) @ hc[..., None, :, :]  # (..., K, D+1, D+1)
+        by_class = precision.reshape(*lead, n_classes, width, n_classes, width)
+        for k in range(n_classes):
+            by_class[..., k, :, k, :] += blocks[..., k, :, :]
+    return precision
 
 
 def laplace_gradient(

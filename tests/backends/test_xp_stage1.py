@@ -165,3 +165,31 @@ def test_stacked_laplace_fits_equal_the_reference_head_by_head() -> None:
         np.testing.assert_allclose(got[i].numpy(), alone, rtol=1e-12, atol=1e-15)
     with pytest.raises(np.linalg.LinAlgError, match=r"^a \[1\]: matrix of shape \(2, 2\)"):
         xs.cholesky_jittered(xp, as_t(np.stack([np.eye(2), -np.eye(2)])), "a")
+
+
+@pytest.mark.parametrize("chunk_elements", [1, 2 * 12 * 12, 10**6])
+def test_laplace_fit_over_chunks_of_rows_equals_the_reference(
+    monkeypatch: pytest.MonkeyPatch, chunk_elements: int
+) -> None:
+    """The GGN summed over chunks of rows (one row, a few rows, all of them) gives the
+    reference's Laplace posterior, for one head and for a stack with a stacked prior."""
+    k, dim, b = 3, 3, 30  # chunks of 12 rows (the K²(D+1)² result's size), 24, all 30
+    n_params = k * (dim + 1)
+    monkeypatch.setattr(xs, "LAPLACE_CHUNK_ELEMENTS", chunk_elements)
+    rng = np.random.default_rng(chunk_elements)
+    h = 3.0 * rng.standard_normal((2, b, dim))
+    labels = rng.integers(0, k, (2, b))
+    w = rng.standard_normal((2, k, dim + 1))
+    m0 = 0.1 * rng.standard_normal((2, k, dim + 1))
+    a = rng.standard_normal((2, n_params, n_params))
+    p0 = a @ np.swapaxes(a, 1, 2) / n_params + 0.5 * np.eye(n_params)
+    targets = np.eye(k)[labels]
+    stacked = xs.softmax_head_laplace(np, scipy.linalg, h, targets, w, m0, p0)
+    for i in range(2):
+        one = bogc_ref.softmax_head_laplace(
+            h[i], labels[i], w[i], prior_mean=m0[i], prior_precision=p0[i]
+        )
+        alone = xs.softmax_head_laplace(np, scipy.linalg, h[i], targets[i], w[i], m0[i], p0[i])
+        for got in (alone, (stacked[0][i], stacked[1][i])):
+            np.testing.assert_allclose(got[0], one.mean, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(got[1], one.cov, rtol=1e-10, atol=1e-12)
