@@ -107,10 +107,15 @@ def linear_head_posterior(
 
 
 def softmax_head_laplace(
-    h: torch.Tensor, targets: torch.Tensor, theta: torch.Tensor, m0: torch.Tensor, p0: torch.Tensor
+    h: torch.Tensor,
+    targets: torch.Tensor,
+    theta: torch.Tensor,
+    m0: torch.Tensor,
+    p0: torch.Tensor | float,
 ) -> Pair:
     r"""One Newton step with the GGN Λ = P0 + Σ_b (diag p_b − p_b p_bᵀ) ⊗ h̃_b h̃_bᵀ
-    (float64 inputs; ``bogc_ref.softmax_head_laplace``)."""
+    (float64 inputs; ``bogc_ref.softmax_head_laplace``); ``p0`` a matrix or a float c for
+    c I (``_xp_stage1.PriorPrecision``)."""
     out: Pair = xs.softmax_head_laplace(namespace_of(h), TorchLinalg, h, targets, theta, m0, p0)
     return out
 
@@ -120,11 +125,12 @@ def laplace_mean_with_covariance(
     targets: torch.Tensor,
     theta: torch.Tensor,
     m0: torch.Tensor,
-    p0: torch.Tensor,
+    p0: torch.Tensor | float,
     cov: torch.Tensor,
 ) -> torch.Tensor:
     r"""θ − Σ∇ at weights θ with a cached Laplace covariance Σ (not a spec function: the
-    training integration's refresh policy; ``_xp_stage1.laplace_mean_with_covariance``)."""
+    training integration's refresh policy; ``_xp_stage1.laplace_mean_with_covariance``);
+    ``p0`` a matrix or a float c for c I."""
     out: torch.Tensor = xs.laplace_mean_with_covariance(
         namespace_of(h), h, targets, theta, m0, p0, cov
     )

@@ -26,6 +26,10 @@ import numpy as np
 from bogc_ref._linalg import JITTER_STEPS
 from bogc_ref._softmax_head import LAPLACE_CHUNK_ELEMENTS
 
+#: A prior precision: a matrix P0 (..., K(D+1), K(D+1)), or a float c for P0 = c I (the
+#: isotropic prior of the training integration: no K²(D+1)² matrix to read).
+PriorPrecision = Any
+
 
 def augmented(xp: Any, h: Any) -> Any:
     """``h̃ = [h, 1]`` along the last axis (any leading axes)."""
@@ -391,13 +395,14 @@ def linear_head_posterior(
 
 
 def softmax_head_laplace(
-    xp: Any, sla: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any
+    xp: Any, sla: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: PriorPrecision
 ) -> tuple[Any, Any]:
     """One Newton step with the Kronecker-structured GGN (float64 inputs).
 
     Any leading axes are a stack of heads fitted at once (h (..., B, D), targets (..., B, K),
-    theta and m0 (..., K, D+1), p0 (K(D+1), K(D+1)) or a stack of them), as in
-    :func:`softmax_head_moments_linearized`; every formula is per head.
+    theta and m0 (..., K, D+1), p0 (K(D+1), K(D+1)) or a stack of them, or a float c for
+    c I: :data:`PriorPrecision`), as in :func:`softmax_head_moments_linearized`; every
+    formula is per head.
     """
     lead = theta.shape[:-2]
     h_tilde = augmented(xp, h)
@@ -409,7 +414,7 @@ def softmax_head_laplace(
     return mean.reshape(theta.shape), cho_inverse(xp, sla, chol)
 
 
-def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: Any) -> Any:
+def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: PriorPrecision) -> Any:
     r"""Λ = P0 + GGN (..., K(D+1), K(D+1)), θ row-major, the GGN
     :math:`\sum_b (\mathrm{diag}\,p_b - p_b p_b^\top) \otimes \tilde h_b \tilde h_b^\top`
     from its two parts:
@@ -429,13 +434,16 @@ def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: Any) -> Any:
     width = h_tilde.shape[-1]
     n_params = n_classes * width
     rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // n_params)
-    precision: Any = None  # P0 minus the first chunk's product starts the sum (a new array)
+    precision: Any = None
     for start in range(0, max(n_rows, 1), rows):
         pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
         weighted = pc[..., :, :, None] * hc[..., :, None, :]  # (..., rows, K, D+1): p_bl h̃_b
         flat = weighted.reshape(*lead, -1, n_params)
-        outer = swap_last(xp, flat) @ flat
-        precision = p0 - outer if precision is None else precision - outer
+        if precision is None:  # P0 added in place to the first product: no third array
+            precision = swap_last(xp, flat) @ -flat
+            add_prior_precision(precision, p0)
+        else:
+            precision -= swap_last(xp, flat) @ flat
         blocks = xp.moveaxis(weighted, -3, -1) @ hc[..., None, :, :]  # (..., K, D+1, D+1)
         by_class = precision.reshape(*lead, n_classes, width, n_classes, width)
         for k in range(n_classes):
@@ -444,17 +452,33 @@ def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: Any) -> Any:
 
 
 def laplace_gradient(
-    xp: Any, h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: Any
+    xp: Any, h_tilde: Any, p: Any, targets: Any, theta: Any, m0: Any, p0: PriorPrecision
 ) -> Any:
     """∇_θ [Σ_b CE_b + ½(θ − m0)ᵀP0(θ − m0)] = vec((P − Y)ᵀH̃) + P0 vec(θ − m0), θ row-major
     (any leading axes: a stack of heads)."""
     lead = theta.shape[:-2]
     data = (swap_last(xp, p - targets) @ h_tilde).reshape(*lead, -1)
-    return data + (p0 @ (theta - m0).reshape(*lead, -1, 1))[..., 0]
+    return data + prior_times(p0, (theta - m0).reshape(*lead, -1))
+
+
+def prior_times(p0: PriorPrecision, x: Any) -> Any:
+    """P0 x for vectors x (..., n): a matrix-vector product, or c x where P0 = c I."""
+    if isinstance(p0, float):
+        return p0 * x
+    return (p0 @ x[..., None])[..., 0]
+
+
+def add_prior_precision(precision: Any, p0: PriorPrecision) -> None:
+    """``precision += P0`` in place; for P0 = c I, c added to the diagonal only."""
+    if isinstance(p0, float):
+        n = precision.shape[-1]
+        precision.reshape(*precision.shape[:-2], n * n)[..., :: n + 1] += p0
+    else:
+        precision += p0
 
 
 def laplace_mean_with_covariance(
-    xp: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: Any, cov: Any
+    xp: Any, h: Any, targets: Any, theta: Any, m0: Any, p0: PriorPrecision, cov: Any
 ) -> Any:
     """The Laplace mean θ − Σ∇ (the Newton step of ``softmax_head_laplace``) at new weights
     θ with a given covariance Σ (an earlier fit's): O(B K (D+1) + K²(D+1)²), no solve.

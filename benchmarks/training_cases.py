@@ -120,8 +120,7 @@ def late_fusion_parts(rep_dim: int = 8) -> dict[str, Callable[[], Any]]:
             .detach()
             .double()
         )
-        n_params = w.shape[1] * w.shape[2]
-        p0 = torch.eye(n_params, dtype=torch.float64)
+        p0 = 1.0  # the prior I / prior_var at prior_var = 1, passed as the aggregator does
         post_mean, post_cov = stage1.softmax_head_laplace(h_s, one_hot, w, 0 * w, p0)
         return h_s, one_hot, w, p0, post_mean, post_cov.contiguous()
 

@@ -180,7 +180,6 @@ class RepresentationAggregator:
         self._posteriors: list[Any] = [None] * len(self.sources)
         # by representation width and device (index reaches are tensors on the device)
         self._stacks: dict[tuple[int, torch.device], list[SoftmaxStack]] = {}
-        self._precisions: dict[tuple[int, torch.device], Tensor] = {}
         self._bogc = spec_functions()
 
     def moments(
@@ -277,14 +276,6 @@ class RepresentationAggregator:
             )
         return self._stacks[key]
 
-    def _precision(self, n_params: int, device: torch.device) -> Tensor:
-        """The prior precision I / prior_var (float64), cached by size."""
-        key = (n_params, device)
-        if key not in self._precisions:
-            eye = torch.eye(n_params, dtype=torch.float64, device=device)
-            self._precisions[key] = eye / self.prior_var
-        return self._precisions[key]
-
     def _update_stack(
         self, stack: SoftmaxStack, h_s: Tensor, one_hot: Tensor, present: Tensor, refresh: bool
     ) -> None:
@@ -292,7 +283,7 @@ class RepresentationAggregator:
         a stack's members: one call each for the members that share their present rows."""
         f64, dtype = torch.float64, h_s.dtype
         stack.allocate(dtype, h_s.device)
-        precision = self._precision(stack.n_params, h_s.device)
+        precision = 1.0 / self.prior_var  # the prior I / prior_var, as the float c of c I
         weights = stack.weights(f64, h_s.device)
         stage1 = unchecked_stage1()
         for positions, rows in row_groups(present[:, stack.members]):

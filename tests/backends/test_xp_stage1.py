@@ -193,3 +193,25 @@ def test_laplace_fit_over_chunks_of_rows_equals_the_reference(
         for got in (alone, (stacked[0][i], stacked[1][i])):
             np.testing.assert_allclose(got[0], one.mean, rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(got[1], one.cov, rtol=1e-10, atol=1e-12)
+
+
+def test_isotropic_prior_as_a_float_equals_its_matrix() -> None:
+    """A prior precision given as the float c (c I, as the training integration passes it)
+    gives the Laplace fit and the Newton mean of the matrix c I, stacked or not."""
+    rng = np.random.default_rng(5)
+    n_heads, b, dim, k, c = 2, 9, 4, 3, 0.37
+    n_params = k * (dim + 1)
+    h = rng.standard_normal((n_heads, b, dim))
+    targets = np.eye(k)[rng.integers(0, k, (n_heads, b))]
+    w = rng.standard_normal((n_heads, k, dim + 1))
+    m0 = 0.2 * rng.standard_normal((n_heads, k, dim + 1))
+    matrix = c * np.eye(n_params)
+    for at in (slice(None), 0):
+        args = (h[at], targets[at], w[at], m0[at])
+        fit = xs.softmax_head_laplace(np, scipy.linalg, *args, c)
+        expected = xs.softmax_head_laplace(np, scipy.linalg, *args, matrix)
+        for got, want in zip(fit, expected, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+        moved = xs.laplace_mean_with_covariance(np, *args, c, fit[1])
+        want_moved = xs.laplace_mean_with_covariance(np, *args, matrix, fit[1])
+        np.testing.assert_allclose(moved, want_moved, rtol=1e-13, atol=1e-15)
