@@ -49,6 +49,7 @@ class SoftmaxStack:
     cov: Tensor | None = None
     fitted: list[bool] = field(default_factory=list)
     _layouts: Any = None
+    _flat: tuple[tuple[int, int, torch.device], Tensor] | None = None
 
     @property
     def n_params(self) -> int:
@@ -121,11 +122,30 @@ class SoftmaxStack:
 
     def scatter(self, mean: Tensor, var: Tensor, out_mean: Tensor, out_var: Tensor) -> None:
         """Write the members' moments (H, B, D) into their sources' columns of the
-        aggregator's (B, M, D) arrays (members without a posterior are left vacuous)."""
-        for i, (m, cols) in enumerate(zip(self.members, self.columns, strict=True)):
-            if self.fitted[i]:
-                out_mean[:, m, cols] = mean[i]
-                out_var[:, m, cols] = var[i]
+        aggregator's (B, M, D) arrays (members without a posterior are left vacuous): one
+        indexed write per array when every member has a posterior."""
+        if not all(self.fitted):
+            for i, (m, cols) in enumerate(zip(self.members, self.columns, strict=True)):
+                if self.fitted[i]:
+                    out_mean[:, m, cols] = mean[i]
+                    out_var[:, m, cols] = var[i]
+            return
+        n_rows = out_mean.shape[0]
+        flat = self._flat_columns(out_mean.shape[1], out_mean.shape[2], out_mean.device)
+        for values, out in ((mean, out_mean), (var, out_var)):
+            out.view(n_rows, -1)[:, flat] = values.transpose(0, 1).reshape(n_rows, -1)
+
+    def _flat_columns(self, n_sources: int, dim: int, device: torch.device) -> Tensor:
+        """The members' entries of a (B, M, D) array's rows flattened to M·D, member by
+        member (m·D + each reached column), cached by (M, D, device)."""
+        key = (n_sources, dim, device)
+        if self._flat is None or self._flat[0] != key:
+            columns = torch.arange(dim, device=device)
+            flat = torch.cat(
+                [m * dim + columns[cols] for m, cols in zip(self.members, self.columns, strict=True)]
+            )
+            self._flat = (key, flat)
+        return self._flat[1]
 
 
 def pick(stacked: Tensor, positions: list[int]) -> Tensor:

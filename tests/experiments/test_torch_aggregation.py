@@ -295,12 +295,15 @@ def _softmax_newton(h: np.ndarray, labels: np.ndarray, theta: np.ndarray, cov: n
     return (theta.ravel() - cov @ grad).reshape(theta.shape)
 
 
-def test_stacked_heads_equal_the_reference_head_by_head() -> None:
+@pytest.mark.parametrize("with_absent", [True, False])
+def test_stacked_heads_equal_the_reference_head_by_head(with_absent: bool) -> None:
     """Softmax heads of one shape are computed as one stack (posterior, Newton step and
     moments); heads of other shapes stay apart. Every source's moments must equal the NumPy
     reference for that head alone: three stacked heads (slice, index-list and slice
     reaches; two share their present rows, one has other rows), one with another K and one
-    with another D that cannot stack, a source with no present row (vacuous) and a linear
+    with another D that cannot stack, a fourth stacked source with no present row (vacuous;
+    with ``with_absent=False`` it is present everywhere, so that every member of the stack
+    has a posterior and the stack writes its moments in one indexed write) and a linear
     head, over a refit and a Newton step."""
     torch.manual_seed(11)
     n, dim, k = 10, 6, 3
@@ -327,7 +330,8 @@ def test_stacked_heads_equal_the_reference_head_by_head() -> None:
     mask[[1, 4], 0] = mask[[1, 4], 1] = False  # heads 0 and 1 share their rows
     mask[[0, 7, 8], 3] = False
     mask[[2], 2] = mask[[3, 9], 4] = False
-    mask[:, 5] = False
+    if with_absent:
+        mask[:, 5] = False
     labels = [torch.randint(0, s.head.out_features, (n,)) for s in sources[:6]]
     y = torch.randn(n, k, dtype=torch.float64)
     targets = [*labels, y]
@@ -347,7 +351,7 @@ def test_stacked_heads_equal_the_reference_head_by_head() -> None:
         h_np = h.numpy()
         if step == 0:
             h_first = h_np
-        for m in range(5):
+        for m in range(5 if with_absent else 6):
             rows = mask[:, m].numpy()
             lab = labels[m].numpy()
             theta = _w(sources[m].head)
@@ -373,7 +377,8 @@ def test_stacked_heads_equal_the_reference_head_by_head() -> None:
                 outside = np.ones(dim, bool)
                 outside[reaches[m]] = False
                 assert np.all(np.isinf(var[:, m].numpy()[:, outside]))
-        assert torch.all(torch.isinf(var[:, 5])) and torch.all(mean[:, 5] == 0)
+        if with_absent:
+            assert torch.all(torch.isinf(var[:, 5])) and torch.all(mean[:, 5] == 0)
         post = ref.linear_head_posterior(
             h_first[:, 3:5],
             y.numpy(),
