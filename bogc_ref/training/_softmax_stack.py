@@ -141,9 +141,8 @@ class SoftmaxStack:
         key = (n_sources, dim, device)
         if self._flat is None or self._flat[0] != key:
             columns = torch.arange(dim, device=device)
-            flat = torch.cat(
-                [m * dim + columns[cols] for m, cols in zip(self.members, self.columns, strict=True)]
-            )
+            pairs = zip(self.members, self.columns, strict=True)
+            flat = torch.cat([m * dim + columns[cols] for m, cols in pairs])
             self._flat = (key, flat)
         return self._flat[1]
 
