@@ -221,7 +221,7 @@ class LinearizedCovariance(NamedTuple):
     contract them, with the blocks ``Σ[(l, j), (m, k)]`` (classes l, m; columns j, k of h̃):
 
     - ``same_dim`` (..., K², D): ``[(l, m), i] = Σ[(l, i), (m, i)]``, i < D;
-    - ``by_r`` (..., K(D+1), D·K): ``[(l, k), (i, m)] = Σ[(l, i), (m, k)]``, i < D;
+    - ``by_r`` (..., K(D+1), K·D): ``[(l, k), (m, i)] = Σ[(l, i), (m, k)]``, i < D;
     - ``by_pairs`` (..., (D+1)², K(K+1)/2): ``[(j, k), (l, m)] = Σ[(l, j), (m, k)]`` for the
       pairs of classes l <= m only (the quadratic forms ĥᵀΣ_lm ĥ are symmetric in l, m);
     - ``expand`` (K(K+1)/2, K²): 0/1, the full K x K matrix from its pairs l <= m; or, for
@@ -246,13 +246,13 @@ def linearized_covariance(xp: Any, w_cov: Any, n_classes: int, width: int) -> Li
     axes = tuple(range(n_lead))
     l_ax, j_ax, m_ax, k_ax = (n_lead + i for i in range(4))
     same_dim = xp.diagonal(blocks[..., :dim, :, :dim], axis1=-3, axis2=-1)  # (..., K, K, D)
-    by_r = xp.transpose(blocks[..., :dim, :, :], (*axes, l_ax, k_ax, j_ax, m_ax))
+    by_r = xp.transpose(blocks[..., :dim, :, :], (*axes, l_ax, k_ax, m_ax, j_ax))
     # rows (l, m), columns (j, k): the pairs l <= m are taken as whole rows, then transposed
     by_lm = xp.transpose(blocks, (*axes, l_ax, m_ax, j_ax, k_ax)).reshape(
         *lead, n_classes * n_classes, width * width
     )
     same_dim = same_dim.reshape(*lead, n_classes * n_classes, dim)
-    by_r = by_r.reshape(*lead, n_classes * width, dim * n_classes)
+    by_r = by_r.reshape(*lead, n_classes * width, n_classes * dim)
     if width <= FULL_QUAD_MAX_WIDTH:
         return LinearizedCovariance(
             same_dim, by_r, xp.ascontiguousarray(swap_last(xp, by_lm)), None
@@ -323,8 +323,8 @@ def softmax_head_moments_linearized(
 
     Three matrix products carry the cost, O(B K² (D+1)²) in all (term 1 over the pairs of
     classes, along_r over r ⊗ ĥ, the quadratic forms ĥᵀΣ_lm ĥ over ĥ ⊗ ĥ), with terms 2
-    and 3 summed in one pass: var_i = term1_i + Σ_m A'_im (2 along_r_im + (A' quad)_im),
-    A' = s A.
+    and 3 summed in one pass: var_i = term1_i + Σ_m A'_mi (2 along_r_mi + (quad A')_mi),
+    A' = s A (quad is symmetric).
     """
     *lead, n_classes, width = w_mean.shape
     dim = width - 1
@@ -342,17 +342,19 @@ def softmax_head_moments_linearized(
     # (as the reference), so a saturated softmax (A = 0) next to a huge h gives 0, not 0 · inf.
     size = xp.amax(abs(h_tilde), axis=-1)
     unit = h_tilde / size[..., None]
-    # jac_a[b, i, l] = s_b (a_li - (p_b a)_i) p_bl: the Jacobian of g through p, per unit ĥ.
-    jac_a = (swap_last(xp, a_weights)[..., None, :, :] - (p @ a_weights)[..., :, :, None]) * (
-        (p * size[..., None])[..., :, None, :]
-    )  # (..., B, D, K)
-    # 2 along_r[b, i, m] = Σ_{l,k} 2 r_bl Σ[(l, i), (m, k)] ĥ_bk
+    # jac_a[b, l, i] = s_b (a_li - (p_b a)_i) p_bl: the Jacobian of g through p, per unit ĥ.
+    # (..., B, K, D): classes before dimensions, so that every elementwise pass runs along D
+    # and the sum over classes adds whole rows.
+    jac_a = (a_weights[..., None, :, :] - (p @ a_weights)[..., :, None, :]) * (
+        (p * size[..., None])[..., :, :, None]
+    )
+    # 2 along_r[b, m, i] = Σ_{l,k} 2 r_bl Σ[(l, i), (m, k)] ĥ_bk
     twice_along_r = (
         ((2.0 * r)[..., :, :, None] * unit[..., :, None, :]).reshape(
             *lead, n_rows, n_classes * width
         )
         @ layouts.by_r
-    ).reshape(*lead, n_rows, dim, n_classes)
+    ).reshape(*lead, n_rows, n_classes, dim)
     # quad[b, l, m] = ĥ_bᵀ Σ_lm ĥ_b, from its pairs l <= m
     quad = (unit[..., :, :, None] * unit[..., :, None, :]).reshape(
         *lead, n_rows, width * width
@@ -360,7 +362,7 @@ def softmax_head_moments_linearized(
     if layouts.expand is not None:
         quad = quad @ layouts.expand
     quad = quad.reshape(*lead, n_rows, n_classes, n_classes)
-    var = term1 + (jac_a * (twice_along_r + jac_a @ quad)).sum(axis=-1)
+    var = term1 + (jac_a * (twice_along_r + quad @ jac_a)).sum(axis=-2)
     return (r @ a_weights), (xp.maximum(var, 0.0) if clamp else var)
 
 
