@@ -198,10 +198,7 @@ class RepresentationAggregator:
                 f"targets: expected one target tensor per source ({len(self.sources)}), "
                 f"got {len(targets)}"
             )
-        targets = [
-            _check_target(src, target, m, n_rows, h.dtype)
-            for m, (src, target) in enumerate(zip(self.sources, targets, strict=True))
-        ]
+        targets = _check_targets(self.sources, targets, n_rows, h.dtype)
         refresh = self.step % self.refresh_every == 0
         mean = h.new_zeros((n_rows, len(self.sources), dim))
         var = torch.full_like(mean, float("inf"))
@@ -322,8 +319,8 @@ class RepresentationAggregator:
         assert stack.mean is not None and stack.cov is not None
         if self.softmax_moments == "linearized":
             out: tuple[Tensor, Tensor] = unchecked_stage1().softmax_head_moments_linearized(
-                h_s, one_hot, stack.mean, stack.cov, layouts=stack.layouts()
-            )
+                h_s, one_hot, stack.mean, stack.cov, clamp=False, layouts=stack.layouts()
+            )  # roundoff below 0 is clamped with the point-mass rule in ``moments``
             return out
         mean, var = torch.zeros_like(h_s), torch.zeros_like(h_s)
         for i in range(len(stack.members)):
@@ -388,6 +385,22 @@ def _check_h(h: Tensor) -> tuple[int, int]:
         index = tuple(int(i) for i in (~torch.isfinite(h.detach())).nonzero()[0])
         raise ValueError(f"h: not finite at index {index} (shape {tuple(h.shape)})")
     return int(h.shape[0]), int(h.shape[1])
+
+
+def _check_targets(
+    sources: Sequence[Source], targets: Sequence[Tensor], n_rows: int, dtype: torch.dtype
+) -> list[Tensor]:
+    """Each source's target checked by :func:`_check_target`, a tensor shared by several
+    sources of one kind and width (late fusion's one label vector) checked once, under the
+    first source's index."""
+    checked: dict[tuple[int, str, int], Tensor] = {}
+    out = []
+    for m, (src, target) in enumerate(zip(sources, targets, strict=True)):
+        key = (id(target), src.kind, src.head.out_features)
+        if key not in checked:
+            checked[key] = _check_target(src, target, m, n_rows, dtype)
+        out.append(checked[key])
+    return out
 
 
 def _check_target(src: Source, target: Tensor, m: int, n_rows: int, dtype: torch.dtype) -> Tensor:
