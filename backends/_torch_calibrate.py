@@ -290,9 +290,15 @@ def run_core(
         compile_mode == "auto" and var.numel() >= COMPILE_MIN_ELEMENTS
     )
     by_bits = log_mean == "auto"
+    device = var.device.type
+    if options.relative and not by_bits:  # both passes in one graph: one compiled call
+        key: Hashable = ("calibrate, log-mean", options, device)
+        flag = _call(
+            _calibrate_by_logs, key, compiled, mean, var, present, scalars, options, targets_of(out)
+        )
+        return out if flag is None else (*out, flag)
     log_ref = reference_log_var(var, present, compiled, by_bits) if options.relative else None
-
-    key = ("calibrate", options, var.device.type)
+    key = ("calibrate", options, device)
     flag = _call(
         calibrate_core,
         key,
@@ -306,6 +312,20 @@ def run_core(
         targets_of(out),
     )
     return out if flag is None else (*out, flag)
+
+
+def _calibrate_by_logs(
+    mean: torch.Tensor,
+    var: torch.Tensor,
+    present: torch.Tensor | None,
+    scalars: CoreScalars,
+    options: CoreOptions,
+    out: Targets,
+) -> torch.Tensor | None:
+    """Pass 1 by one logarithm per entry (:func:`_log_mean_by_logs`), then
+    :func:`calibrate_core`: one function, so that compiled it is one graph and one call."""
+    log_ref = _log_mean_by_logs(var, present)
+    return calibrate_core(mean, var, present, log_ref, scalars, options, out)
 
 
 def compile_failures() -> dict[Hashable, str]:

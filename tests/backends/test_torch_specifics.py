@@ -94,6 +94,14 @@ def test_compiled_path_equals_eager(monkeypatch: pytest.MonkeyPatch) -> None:
     _assert_conforms(got, ref, normal_mean.numpy(), normal, mask.numpy())
     assert not _torch_calibrate.compile_failures(), _torch_calibrate.compile_failures()
     assert any("log-mean-bits" in key for key in _torch_calibrate._COMPILED)
+    # Pass 1 by logarithms (the training integration's setting): both passes in one graph.
+    logs = get_backend("torch")
+    logs.compile_mode, logs.log_mean = "always", "logs"
+    got = logs.calibrate(mean, torch.from_numpy(wide), mask=mask)
+    ref = bogc_ref.calibrate(mean.numpy(), wide, mask=mask.numpy())
+    _assert_conforms(got, ref, mean.numpy(), wide, mask.numpy())
+    assert not _torch_calibrate.compile_failures(), _torch_calibrate.compile_failures()
+    assert any("calibrate, log-mean" in key for key in _torch_calibrate._COMPILED)
 
 
 def _assert_conforms(
