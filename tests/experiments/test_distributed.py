@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -33,10 +32,8 @@ def _setup(seed: int = 0):
     return enc, agg, x, y, labels, mask
 
 
-def _worker(rank: int, port: int, out: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
+def _worker(rank: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
         torch.set_num_threads(1)
         enc, agg, x, y, labels, mask = _setup()
@@ -50,17 +47,12 @@ def _worker(rank: int, port: int, out: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
 def test_ddp_update_equals_single_process(tmp_path: Path) -> None:
     out = str(tmp_path / "grads.pt")
     os.environ.pop("MASTER_ADDR", None)
-    mp.spawn(_worker, args=(_free_port(), out), nprocs=WORLD, join=True)
+    # A file store, not a TCP port: a free port found first could be taken before gloo binds it.
+    mp.spawn(_worker, args=(str(tmp_path / "store"), out), nprocs=WORLD, join=True)
     distributed = torch.load(out)
 
     enc, agg, x, y, labels, mask = _setup()
