@@ -30,7 +30,6 @@ class TorchNamespace:
     exp = staticmethod(torch.exp)
     zeros_like = staticmethod(torch.zeros_like)
     swapaxes = staticmethod(torch.swapaxes)
-    moveaxis = staticmethod(torch.moveaxis)
     stack = staticmethod(torch.stack)
     linalg = torch.linalg
 

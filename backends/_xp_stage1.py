@@ -439,14 +439,15 @@ def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: PriorPrecision) -> Any:
     precision: Any = None
     for start in range(0, max(n_rows, 1), rows):
         pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
-        weighted = pc[..., :, :, None] * hc[..., :, None, :]  # (..., rows, K, D+1): p_bl h̃_b
-        flat = weighted.reshape(*lead, -1, n_params)
+        # V's rows p_b ⊗ h̃_b, (..., rows, K(D+1))
+        flat = (pc[..., :, :, None] * hc[..., :, None, :]).reshape(*lead, -1, n_params)
         if precision is None:  # P0 added in place to the first product: no third array
             precision = swap_last(xp, flat) @ -flat
             add_prior_precision(precision, p0)
         else:
             precision -= swap_last(xp, flat) @ flat
-        blocks = xp.moveaxis(weighted, -3, -1) @ hc[..., None, :, :]  # (..., K, D+1, D+1)
+        # block l = Σ_b p_bl h̃_b h̃_bᵀ: Vᵀ H̃ (K(D+1), D+1) has the K blocks as its row blocks
+        blocks = (swap_last(xp, flat) @ hc).reshape(*lead, n_classes, width, width)
         by_class = precision.reshape(*lead, n_classes, width, n_classes, width)
         for k in range(n_classes):
             by_class[..., k, :, k, :] += blocks[..., k, :, :]
