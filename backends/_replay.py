@@ -11,6 +11,7 @@ naming the argument, what is wrong, the first bad index and the shape.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NoReturn, Protocol
 
@@ -51,8 +52,11 @@ def host_array(x: object, name: str) -> np.ndarray:
     return arr
 
 
+@functools.lru_cache(maxsize=256)
 def stub(dtype: np.dtype[Any], shape: tuple[int, ...]) -> np.ndarray:
-    """A read-only array of ``shape`` and ``dtype`` holding zeros, with no memory behind it."""
+    """A read-only array of ``shape`` and ``dtype`` holding zeros, with no memory behind it
+    (read-only, so one per (dtype, shape) is shared: building it cost more than the
+    structural checks that read it)."""
     return np.broadcast_to(np.zeros((), dtype=dtype), shape)
 
 
