@@ -291,26 +291,18 @@ def run_core(
     )
     by_bits = log_mean == "auto"
     device = var.device.type
+    targets = targets_of(out)
     if options.relative and not by_bits:  # both passes in one graph: one compiled call
         key: Hashable = ("calibrate, log-mean", options, device)
         flag = _call(
-            _calibrate_by_logs, key, compiled, mean, var, present, scalars, options, targets_of(out)
+            _calibrate_by_logs, key, compiled, mean, var, present, scalars, options, targets
         )
-        return out if flag is None else (*out, flag)
-    log_ref = reference_log_var(var, present, compiled, by_bits) if options.relative else None
-    key = ("calibrate", options, device)
-    flag = _call(
-        calibrate_core,
-        key,
-        compiled,
-        mean,
-        var,
-        present,
-        log_ref,
-        scalars,
-        options,
-        targets_of(out),
-    )
+    else:
+        log_ref = reference_log_var(var, present, compiled, by_bits) if options.relative else None
+        key = ("calibrate", options, device)
+        flag = _call(
+            calibrate_core, key, compiled, mean, var, present, log_ref, scalars, options, targets
+        )
     return out if flag is None else (*out, flag)
 
 
