@@ -12,7 +12,7 @@ naming the argument, what is wrong, the first bad index and the shape.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, NoReturn, Protocol
 
 import numpy as np
@@ -136,6 +136,68 @@ class ArrayOps(Protocol):
         ...
 
 
+class StructureCache:
+    """What a call's structure alone decides (its structural checks passed, and what they
+    found), by a hashable key of that structure; at most ``size`` entries (cleared when
+    full). A training loop calls with one structure every step: checks on stubs, which
+    read nothing but shapes, dtypes and scalar arguments, would give the same answer."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable | None) -> Any:
+        """The entry under ``key``, or None (also for ``key`` None: no structure key)."""
+        return None if key is None else self._entries.get(key)
+
+    def put(self, key: Hashable | None, value: Any) -> None:
+        """Remember ``value`` under ``key`` (nothing for ``key`` None)."""
+        if key is None:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = value
+
+    def clear(self) -> None:
+        """Forget every entry."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def hashable_or_none(key: Hashable) -> Hashable | None:
+    """``key`` if it can be hashed (it holds no array), else None."""
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def typed(values: Mapping[Any, object]) -> tuple[tuple[Any, type, object], ...]:
+    """Scalar arguments with their types, for a structure key: ``True`` is not ``1.0``,
+    although they compare (and hash) equal, and the checks tell them apart."""
+    return tuple((name, type(v), v) for name, v in sorted(values.items()))
+
+
+def structure_key(
+    structure: Callable[..., Any], arrays: Mapping[str, Any], check_dtypes: bool
+) -> Hashable | None:
+    """What :func:`validate`'s structural checks read: the check (a function, or a partial
+    with its scalar arguments), each array's name, shape and dtype; None when some scalar
+    argument cannot be hashed."""
+    ident: Hashable = structure
+    if isinstance(structure, functools.partial):
+        ident = (structure.func, typed(dict(enumerate(structure.args))), typed(structure.keywords))
+    layout = tuple((name, tuple(a.shape), a.dtype) for name, a in arrays.items())
+    return hashable_or_none((ident, layout, check_dtypes))
+
+
+#: Structures whose checks on stubs passed, with their :class:`Checked`.
+PASSED = StructureCache(256)
+
+
 def value_flags(
     ops: ArrayOps, arrays: Mapping[str, Any], checked: Checked, present: Any = None
 ) -> list[Any]:
@@ -170,22 +232,27 @@ def validate(
 ) -> Checked:
     """Structural checks on stubs, then one fused value check; the reference's error on failure.
 
-    ``structure`` gets stubs of ``arrays``; if it (or the dtype test) raises, the
-    reference runs on host copies of ``args``/``kwargs`` and raises its own error when it
-    sees one (otherwise the structural error propagates). Then the value checks of the
-    returned :class:`Checked` run as one reduction and one scalar transfer, and only when
-    one is set does :func:`replay_on_host` run the reference. A covariance that must be
-    positive semi-definite (``checked.psd``) is factored on the device; only when that
-    fails does the reference's test run on a host copy. ``present`` gives the
-    presence mask for the ``nonnegative`` check (None: every source present).
+    ``structure`` gets stubs of ``arrays`` (once per structure: see :data:`PASSED`); if it
+    (or the dtype test) raises, the reference runs on host copies of ``args``/``kwargs``
+    and raises its own error when it sees one (otherwise the structural error propagates).
+    Then the value checks of the returned :class:`Checked` run as one reduction and one
+    scalar transfer, and only when one is set does :func:`replay_on_host` run the
+    reference. A covariance that must be positive semi-definite (``checked.psd``) is
+    factored on the device; only when that fails does the reference's test run on a host
+    copy. ``present`` gives the presence mask for the ``nonnegative`` check (None: every
+    source present).
     """
-    try:
-        checked = structure({name: ops.stub(a) for name, a in arrays.items()})
-        if check_dtypes and checked.same_dtype:
-            ops.same_dtype({name: arrays[name] for name in checked.same_dtype})
-    except (TypeError, ValueError):
-        reference(*(ops.host(a) for a in args), **{k: ops.host(v) for k, v in kwargs.items()})
-        raise
+    key = structure_key(structure, arrays, check_dtypes)
+    checked = PASSED.get(key)
+    if checked is None:
+        try:
+            checked = structure({name: ops.stub(a) for name, a in arrays.items()})
+            if check_dtypes and checked.same_dtype:
+                ops.same_dtype({name: arrays[name] for name in checked.same_dtype})
+        except (TypeError, ValueError):
+            reference(*(ops.host(a) for a in args), **{k: ops.host(v) for k, v in kwargs.items()})
+            raise
+        PASSED.put(key, checked)
     where = present() if present is not None and checked.nonnegative is not None else None
     if ops.any_set(value_flags(ops, arrays, checked, where)):
         replay_on_host(reference, args, kwargs, ops.host)

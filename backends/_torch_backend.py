@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Hashable, Mapping
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
@@ -38,9 +38,17 @@ from bogc_ref._validation import plain_array
 from . import _checks as checks
 from . import _torch_stage1 as stage1
 from ._errors import BackendUnavailable
-from ._replay import check_vouched_covariance, replay_on_host, validate
+from ._replay import (
+    StructureCache,
+    check_vouched_covariance,
+    hashable_or_none,
+    replay_on_host,
+    typed,
+    validate,
+)
 from ._torch_calibrate import (
     CoreOptions,
+    CoreScalars,
     checked_out,
     linear_evidence,
     reference_log_var,
@@ -450,6 +458,15 @@ class TorchBackend:
             kwargs = checks.calibrate_keywords(
                 mask, mode, tau, power, prior_weight, normalize, check_finite
             )
+            key = _structure(mean, var, kwargs, want_all) if out is None else None
+            plan = _PLANS.get(key)
+            if plan is not None:  # this structure passed every structural check already
+                present = mask.expand(mean.shape[:-1]) if mask is not None else None
+                result = run_core(
+                    mean, var, present, plan.scalars, plan.options,
+                    compile_mode=self.compile_mode, log_mean=self.log_mean,
+                )  # fmt: skip
+                return _without_flag(result, check_finite, (mean, var), kwargs)
             mode_, tau_, power_ = evidence_params(mode, tau, power)
             t = self._tensors(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
             mu, v = t["mean"], t["var"]
@@ -482,16 +499,58 @@ class TorchBackend:
                 out_dtype=mu.dtype,
                 linear=linear_evidence(power_, tau_, mu.dtype, weight),
             )
+            scalars = scalars_for(tau_, power_, weight)
             result = run_core(
-                mu, v, present, scalars_for(tau_, power_, weight), options,
+                mu, v, present, scalars, options,
                 out=targets, compile_mode=self.compile_mode, log_mean=self.log_mean,
             )  # fmt: skip
-            if check_finite:
-                *result_list, bad = result
-                if bool(bad.item()):
-                    replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
-                result = tuple(result_list)
+            result = _without_flag(result, check_finite, (mean, var), kwargs)
+            _PLANS.put(key, _Plan(options, scalars))
             return result
+
+
+class _Plan(NamedTuple):
+    """What calibrate derives from a call's structure once it has passed the checks."""
+
+    options: CoreOptions
+    scalars: CoreScalars
+
+
+#: calibrate's plans by call structure (:func:`_structure`): its structural checks (the
+#: reference's validators on stubs, the keyword checks) read nothing else. The values are
+#: checked on every call (fused into the loop).
+_PLANS = StructureCache(64)
+
+
+def _structure(
+    mean: object, var: object, kwargs: dict[str, object], want_all: bool
+) -> Hashable | None:
+    """What calibrate's structural checks read of a call: the shapes, dtypes and devices of
+    ``mean``, ``var`` and ``mask`` (if any), and each keyword's type and value; None (no
+    plan) unless the arrays are all tensors and the keywords hashable."""
+    mask = kwargs["mask"]
+    arrays = [mean, var] if mask is None else [mean, var, mask]
+    if not all(isinstance(a, torch.Tensor) for a in arrays):
+        return None
+    layout = tuple((tuple(a.shape), a.dtype, a.device) for a in cast(list[torch.Tensor], arrays))
+    keywords = typed({k: v for k, v in kwargs.items() if k != "mask"})
+    return hashable_or_none((layout, keywords, want_all))
+
+
+def _without_flag(
+    result: tuple[torch.Tensor, ...],
+    check_finite: bool,
+    args: tuple[object, ...],
+    kwargs: dict[str, object],
+) -> tuple[torch.Tensor, ...]:
+    """``run_core``'s outputs without its bad-input flag; when the flag is set, the reference
+    replayed on host copies of ``args``, ``kwargs`` raises its own error (what, where, shape)."""
+    if not check_finite:
+        return result
+    *outputs, bad = result
+    if bool(bad.item()):
+        replay_on_host(bogc_ref.calibrate, args, kwargs, host)
+    return tuple(outputs)
 
 
 #: Above this power, p · log(λ/λ_ref) can exceed float32's range (|log ratio| <= ~800 with

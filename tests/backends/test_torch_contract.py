@@ -166,3 +166,37 @@ def test_prior_weight_above_float32_range_gives_no_nan() -> None:
     want = bogc_ref.calibrate(mean, var, **kwargs)
     np.testing.assert_allclose(got.belief.numpy(), want.belief, atol=1e-7)
     np.testing.assert_allclose(got.uncertainty.numpy(), want.uncertainty, atol=1e-7)
+
+
+def test_structure_checked_once_values_checked_every_call() -> None:
+    """The checks on stubs run once per structure (``_replay.PASSED``); a later call of that
+    structure with bad values still gets the reference's error, a scalar argument of
+    another value (``check_cov``) is another structure, and a structure that failed is
+    checked, and refused, every time."""
+    from bogc_ref.backends import _replay
+
+    h, y = RNG.normal(size=(4, 2)), RNG.normal(size=(4, 3))
+    w_mean, w_cov = RNG.normal(size=(3, 3)), np.stack([np.eye(3)] * 3)
+    args = [torch.from_numpy(a) for a in (h, y, w_mean, w_cov)]
+    _replay.PASSED.clear()
+    first = T.linear_head_moments(*args)
+    assert len(_replay.PASSED) == 1
+    again = T.linear_head_moments(*args)
+    torch.testing.assert_close(first.var, again.var, rtol=0, atol=0)
+    bad_h = args[0].clone()
+    bad_h[2, 1] = np.inf
+    with pytest.raises(ValueError) as planned:
+        T.linear_head_moments(bad_h, *args[1:])
+    with pytest.raises(ValueError) as reference:
+        bogc_ref.linear_head_moments(bad_h.numpy(), y, w_mean, w_cov)
+    assert str(planned.value) == str(reference.value) and "h:" in str(planned.value)
+    asymmetric = args[3].clone()
+    asymmetric[0, 0, 1] = 5.0
+    with pytest.raises(ValueError, match=r"^w_cov: "):
+        T.linear_head_moments(*args[:3], asymmetric)
+    T.linear_head_moments(*args[:3], asymmetric, check_cov=False)  # vouched for: no check
+    assert len(_replay.PASSED) == 2
+    for _ in range(2):
+        with pytest.raises(ValueError, match=r"^y: "):
+            T.linear_head_moments(args[0], args[1][:, :2], *args[2:])
+    assert len(_replay.PASSED) == 2

@@ -255,3 +255,41 @@ def test_ratio_path_only_where_it_is_exact_enough() -> None:
     assert not _torch_calibrate.linear_evidence(2.0, None, torch.float32)
     assert not _torch_calibrate.linear_evidence(1.0, 1e-40, torch.float32)  # 1/τ overflows
     assert not _torch_calibrate.linear_evidence(1.0, 1e39, torch.float32)  # 1/τ subnormal
+
+
+def test_repeated_structure_still_checks_every_call() -> None:
+    """A call whose structure was validated before skips the structural checks (a plan per
+    structure), and nothing else: the same results as the first call, the reference's error
+    for bad values on any later call, and a keyword of another type (``power=True``, a bool,
+    where ``1.0`` was accepted) is a new structure, checked again."""
+    from bogc_ref.backends import _torch_backend
+
+    backend = get_backend("torch")
+    mean_np, var_np = _inputs(d=16, seed=3)
+    mean, var = torch.from_numpy(mean_np)[None], torch.from_numpy(var_np)[None]
+    mask = torch.tensor([[True, True, False]])
+    _torch_backend._PLANS.clear()
+    first = backend.calibrate(mean, var, mask=mask, power=1.0)
+    assert len(_torch_backend._PLANS) == 1
+    again = backend.calibrate(mean, var, mask=mask, power=1.0)
+    for a, b in zip(first, again, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for where, value, name in [
+        ((0, 1, 3), float("nan"), "var"),
+        ((0, 0, 4), -1.0, "var"),
+    ]:
+        bad = var.clone()
+        bad[where] = value
+        with pytest.raises(ValueError, match=rf"^{name}: ") as planned:
+            backend.calibrate(mean, bad, mask=mask, power=1.0)
+        with pytest.raises(ValueError) as reference:
+            bogc_ref.calibrate(mean_np[None], bad.numpy(), mask=mask.numpy(), power=1.0)
+        assert str(planned.value) == str(reference.value)
+    bad_mean = mean.clone()
+    bad_mean[0, 1, 2] = float("inf")
+    with pytest.raises(ValueError, match=r"^mean: .*index \(0, 1, 2\)"):
+        backend.calibrate(bad_mean, var, mask=mask, power=1.0)
+    backend.calibrate(bad_mean, var, mask=torch.tensor([[True, False, True]]), power=1.0)
+    with pytest.raises(TypeError, match=r"^power: "):
+        backend.calibrate(mean, var, mask=mask, power=True)
+    assert len(_torch_backend._PLANS) == 1  # no plan for a structure that failed
