@@ -216,15 +216,15 @@ class RepresentationAggregator:
             stage1 = unchecked_stage1()
             m_mean, m_var = stage1.linear_head_moments(h_m, target, post.mean, post.cov)
             mean[:, m, cols] = m_mean
-            var[:, m, cols] = point_mass_at_zero_is_vacuous(m_mean, m_var)
+            var[:, m, cols] = m_var
         for stack in self._softmax_stacks(dim, columns, h.device):
             h_s, labels = stack.inputs(h, targets)
             one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h.dtype)
             self._update_stack(stack, h_s, one_hot, present, refresh)
-            s_mean, s_var = self._stack_moments(stack, h_s, labels, one_hot)
-            stack.scatter(s_mean, point_mass_at_zero_is_vacuous(s_mean, s_var), mean, var)
+            stack.scatter(*self._stack_moments(stack, h_s, labels, one_hot), mean, var)
         self.step += 1
-        return mean, var, present
+        # unreached columns (mean 0, var +inf) are left as they are by the rule
+        return mean, point_mass_at_zero_is_vacuous(mean, var), present
 
     def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
@@ -320,7 +320,7 @@ class RepresentationAggregator:
         if self.softmax_moments == "linearized":
             out: tuple[Tensor, Tensor] = unchecked_stage1().softmax_head_moments_linearized(
                 h_s, one_hot, stack.mean, stack.cov, clamp=False, layouts=stack.layouts()
-            )  # roundoff below 0 is clamped with the point-mass rule in ``moments``
+            )  # roundoff below 0 is clamped with the point-mass rule at the end of ``moments``
             return out
         mean, var = torch.zeros_like(h_s), torch.zeros_like(h_s)
         for i in range(len(stack.members)):
