@@ -11,6 +11,7 @@ posteriors stacked, and scatters the stacked moments back into the sources' colu
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,17 +124,40 @@ class SoftmaxStack:
     def scatter(self, mean: Tensor, var: Tensor, out_mean: Tensor, out_var: Tensor) -> None:
         """Write the members' moments (H, B, D) into their sources' columns of the
         aggregator's (B, M, D) arrays (members without a posterior are left vacuous): one
-        indexed write per array when every member has a posterior."""
+        copy into a strided view per array when the members' blocks are evenly spaced, one
+        indexed write otherwise, when every member has a posterior."""
         if not all(self.fitted):
             for i, (m, cols) in enumerate(zip(self.members, self.columns, strict=True)):
                 if self.fitted[i]:
                     out_mean[:, m, cols] = mean[i]
                     out_var[:, m, cols] = var[i]
             return
+        spacing = self._evenly_spaced(out_mean.shape[2])
         n_rows = out_mean.shape[0]
-        flat = self._flat_columns(out_mean.shape[1], out_mean.shape[2], out_mean.device)
         for values, out in ((mean, out_mean), (var, out_var)):
-            out.view(n_rows, -1)[:, flat] = values.transpose(0, 1).reshape(n_rows, -1)
+            if spacing is not None and out.is_contiguous():
+                first, step = spacing  # the members' blocks as one strided view of out
+                strides = (step, out.stride(0), 1)
+                offset = out.storage_offset() + first
+                out.as_strided(values.shape, strides, offset).copy_(values)
+            else:
+                flat = self._flat_columns(out.shape[1], out.shape[2], out.device)
+                out.view(n_rows, -1)[:, flat] = values.transpose(0, 1).reshape(n_rows, -1)
+
+    def _evenly_spaced(self, dim: int) -> tuple[int, int] | None:
+        """(first, step) when the members' columns are slices (step 1) whose blocks in a row
+        of a (B, M, D) array, at m·D + start, are evenly spaced (late fusion's view heads on
+        consecutive slices, or one member), else None."""
+        if not all(isinstance(c, slice) for c in self.columns):
+            return None
+        ranges = [range(dim)[c] for c in self.columns if isinstance(c, slice)]
+        if any(r.step != 1 for r in ranges):
+            return None
+        starts = [m * dim + r.start for m, r in zip(self.members, ranges, strict=True)]
+        step = starts[1] - starts[0] if len(starts) > 1 else 0
+        if any(b - a != step for a, b in itertools.pairwise(starts)):
+            return None
+        return starts[0], step
 
     def _flat_columns(self, n_sources: int, dim: int, device: torch.device) -> Tensor:
         """The members' entries of a (B, M, D) array's rows flattened to M·D, member by

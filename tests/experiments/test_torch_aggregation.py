@@ -405,3 +405,36 @@ def test_a_head_without_bias_is_a_head_with_bias_zero() -> None:
     want = RepresentationAggregator([Source(zero_bias, "softmax"), Source(p["soft"], "softmax")])
     for a, b in zip(got.moments(h, labels), want.moments(h, labels), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("starts", [(0, 2, 4), (1, 3, 5), (0, 2, 5)], ids=str)
+def test_stacked_heads_on_slices_write_the_same_moments_as_on_index_lists(
+    starts: tuple[int, ...],
+) -> None:
+    """Heads reaching slices write their moments into the (B, M, D) arrays the same as heads
+    reaching the same columns by index lists (always indexed writes): stacked heads on
+    evenly spaced slices (one strided copy) or not ((0, 2, 5): indexed writes), and a head
+    of another shape on all columns (a stack of one)."""
+    torch.manual_seed(3)
+    n, dim, k = 9, 8, 4
+    heads = [torch.nn.Linear(2, k).double() for _ in starts]
+    other = torch.nn.Linear(dim, 3).double()
+    h = torch.randn(n, dim, dtype=torch.float64)
+    labels = [torch.randint(0, k, (n,)) for _ in starts] + [torch.randint(0, 3, (n,))]
+    mask = torch.ones(n, len(starts) + 1, dtype=torch.bool)
+    mask[[2, 5], 1] = False
+
+    def moments(as_slices: bool) -> tuple[torch.Tensor, ...]:
+        reach = [slice(s, s + 2) if as_slices else [s, s + 1] for s in starts]
+        sources = [Source(head, "softmax", r) for head, r in zip(heads, reach, strict=True)]
+        sources.append(Source(other, "softmax", None if as_slices else list(range(dim))))
+        return RepresentationAggregator(sources, refresh_every=1).moments(h, labels, mask)
+
+    for a, b in zip(moments(True), moments(False), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    _, var, _ = moments(True)
+    for m, start in enumerate(starts):
+        reached = torch.zeros(dim, dtype=torch.bool)
+        reached[start : start + 2] = True
+        assert torch.all(torch.isinf(var[:, m, ~reached]))
+        assert torch.all(var[:, m, reached] < torch.inf)
