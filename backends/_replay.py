@@ -2,7 +2,8 @@
 
 Backends validate in two steps. Structural checks (dtypes, shapes, scalar arguments)
 run the reference's own validation helpers on *stubs*: zero-strided NumPy arrays with
-the argument's dtype and shape, which cost nothing. Value checks (NaN, infinities,
+the argument's dtype and shape, which cost nothing; they read nothing else, so they run
+once per call structure (:data:`PASSED`). Value checks (NaN, infinities,
 negative variances, symmetry, label range) are one fused reduction on the device whose
 single boolean comes back to the host; only when it is set are the arguments copied to
 the host and the reference function run on them, which raises the reference's error,

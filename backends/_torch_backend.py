@@ -2,9 +2,10 @@
 
 * Semantics are the reference's (``bogc_ref``): same defaults, same dogmatic, vacuous
   and mask handling, same errors. Structural checks run the reference's validation
-  helpers on zero-cost stubs; value checks are one fused reduction plus one scalar
-  device-to-host sync, and only on failure are the inputs copied to the host so the
-  reference raises its own message (argument, what, index, shape). See ``_replay``.
+  helpers on zero-cost stubs, once per call structure (shapes, dtypes, scalar arguments);
+  value checks, on every call, are one fused reduction plus one scalar device-to-host
+  sync, and only on failure are the inputs copied to the host so the reference raises its
+  own message (argument, what, index, shape). See ``_replay``.
 * dtype: float32 and float64 compute in their own precision; float16 and bfloat16
   inputs are computed in float32 and returned in their own dtype. Posterior fits and
   Cholesky factors use float64 internally (as the reference).
