@@ -462,51 +462,52 @@ class TorchBackend:
             key = _structure(mean, var, kwargs, want_all) if out is None else None
             plan = _PLANS.get(key)
             if plan is not None:  # this structure passed every structural check already
+                mu, v, targets = mean, var, None
                 present = mask.expand(mean.shape[:-1]) if mask is not None else None
-                result = run_core(
-                    mean, var, present, plan.scalars, plan.options,
-                    compile_mode=self.compile_mode, log_mean=self.log_mean,
-                )  # fmt: skip
-                return _without_flag(result, check_finite, (mean, var), kwargs)
-            mode_, tau_, power_ = evidence_params(mode, tau, power)
-            t = self._tensors(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
-            mu, v = t["mean"], t["var"]
-            self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
-            if power_ > FLOAT32_POWER_LIMIT and compute_dtype(mu.dtype) != torch.float64:
+            else:
+                mode_, tau_, power_ = evidence_params(mode, tau, power)
+                t = self._tensors(
+                    mean=mean, var=var, **({"mask": mask} if mask is not None else {})
+                )
+                mu, v = t["mean"], t["var"]
+                self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
+                if power_ > FLOAT32_POWER_LIMIT and compute_dtype(mu.dtype) != torch.float64:
+                    targets = checked_out(out, want_all, mu, t) if out is not None else None
+                    wide = self._calibrate(
+                        mu.double(), v.double(), mask, mode, tau, power, prior_weight, normalize,
+                        check_finite, want_all, None,
+                    )  # fmt: skip
+                    return _narrowed(wide, mu.dtype, targets)
+                present = self._present(t, tuple(mu.shape))
+
+                def value_error() -> None:
+                    bad = torch.isnan(v) | (v < 0) | ~torch.isfinite(mu)
+                    if present is not None:
+                        bad = bad & present.unsqueeze(-1)
+                    if check_finite and bool(bad.any()):
+                        replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
+
+                weight = checks.calibrate_scalars(
+                    prior_weight, mu.shape[-2], normalize, value_error
+                )
                 targets = checked_out(out, want_all, mu, t) if out is not None else None
-                wide = self._calibrate(
-                    mu.double(), v.double(), mask, mode, tau, power, prior_weight, normalize,
-                    check_finite, want_all, None,
-                )  # fmt: skip
-                return _narrowed(wide, mu.dtype, targets)
-            present = self._present(t, tuple(mu.shape))
-
-            def value_error() -> None:
-                bad = torch.isnan(v) | (v < 0) | ~torch.isfinite(mu)
-                if present is not None:
-                    bad = bad & present.unsqueeze(-1)
-                if check_finite and bool(bad.any()):
-                    replay_on_host(bogc_ref.calibrate, (mean, var), kwargs, host)
-
-            weight = checks.calibrate_scalars(prior_weight, mu.shape[-2], normalize, value_error)
-            targets = checked_out(out, want_all, mu, t) if out is not None else None
-            options = CoreOptions(
-                n_sources=mu.shape[-2],
-                relative=mode_ == "relative",
-                normalize=bool(normalize),
-                has_mask=present is not None,
-                want_all=want_all,
-                check=bool(check_finite),
-                out_dtype=mu.dtype,
-                linear=linear_evidence(power_, tau_, mu.dtype, weight),
-            )
-            scalars = scalars_for(tau_, power_, weight)
+                options = CoreOptions(
+                    n_sources=mu.shape[-2],
+                    relative=mode_ == "relative",
+                    normalize=bool(normalize),
+                    has_mask=present is not None,
+                    want_all=want_all,
+                    check=bool(check_finite),
+                    out_dtype=mu.dtype,
+                    linear=linear_evidence(power_, tau_, mu.dtype, weight),
+                )
+                plan = _Plan(options, scalars_for(tau_, power_, weight))
             result = run_core(
-                mu, v, present, scalars, options,
+                mu, v, present, plan.scalars, plan.options,
                 out=targets, compile_mode=self.compile_mode, log_mean=self.log_mean,
             )  # fmt: skip
             result = _without_flag(result, check_finite, (mean, var), kwargs)
-            _PLANS.put(key, _Plan(options, scalars))
+            _PLANS.put(key, plan)
             return result
 
 
