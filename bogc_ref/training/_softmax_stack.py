@@ -51,6 +51,7 @@ class SoftmaxStack:
     fitted: list[bool] = field(default_factory=list)
     _layouts: Any = None
     _flat: tuple[tuple[int, int, torch.device], Tensor] | None = None
+    _spacing: dict[int, tuple[int, int] | None] = field(default_factory=dict)
 
     @property
     def n_params(self) -> int:
@@ -147,17 +148,16 @@ class SoftmaxStack:
     def _evenly_spaced(self, dim: int) -> tuple[int, int] | None:
         """(first, step) when the members' columns are slices (step 1) whose blocks in a row
         of a (B, M, D) array, at m·D + start, are evenly spaced (late fusion's view heads on
-        consecutive slices, or one member), else None."""
-        if not all(isinstance(c, slice) for c in self.columns):
-            return None
-        ranges = [range(dim)[c] for c in self.columns if isinstance(c, slice)]
-        if any(r.step != 1 for r in ranges):
-            return None
-        starts = [m * dim + r.start for m, r in zip(self.members, ranges, strict=True)]
-        step = starts[1] - starts[0] if len(starts) > 1 else 0
-        if any(b - a != step for a, b in itertools.pairwise(starts)):
-            return None
-        return starts[0], step
+        consecutive slices, or one member), else None; found once per width D."""
+        if dim not in self._spacing:
+            self._spacing[dim] = None
+            ranges = [range(dim)[c] for c in self.columns if isinstance(c, slice)]
+            if len(ranges) == len(self.columns) and all(r.step == 1 for r in ranges):
+                starts = [m * dim + r.start for m, r in zip(self.members, ranges, strict=True)]
+                step = starts[1] - starts[0] if len(starts) > 1 else 0
+                if all(b - a == step for a, b in itertools.pairwise(starts)):
+                    self._spacing[dim] = (starts[0], step)
+        return self._spacing[dim]
 
     def _flat_columns(self, n_sources: int, dim: int, device: torch.device) -> Tensor:
         """The members' entries of a (B, M, D) array's rows flattened to M·D, member by
