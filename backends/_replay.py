@@ -195,7 +195,8 @@ def structure_key(
     return hashable_or_none((ident, layout, check_dtypes))
 
 
-#: Structures whose checks on stubs passed, with their :class:`Checked`.
+#: Structures whose checks on stubs passed, with their :class:`Checked` (module constants the
+#: checks read, such as the Monte Carlo chunk size, are taken as fixed for the process).
 PASSED = StructureCache(256)
 
 
