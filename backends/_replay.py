@@ -112,7 +112,8 @@ class ArrayOps(Protocol):
         ...
 
     def not_finite(self, a: Any) -> Any:
-        """0-d device bool: some entry of ``a`` is NaN or infinite."""
+        """Some entry of ``a`` is NaN or infinite: a 0-d device bool, or a Python bool where
+        the test was answered on the host."""
         ...
 
     def not_symmetric(self, a: Any) -> Any:
@@ -124,7 +125,7 @@ class ArrayOps(Protocol):
         ...
 
     def any_set(self, flags: list[Any]) -> bool:
-        """One device-to-host transfer: True if any 0-d bool in ``flags`` is set."""
+        """One device-to-host transfer: True if any flag (0-d bool, or Python bool) is set."""
         ...
 
     def same_dtype(self, arrays: Mapping[str, Any]) -> None:
@@ -203,7 +204,8 @@ PASSED = StructureCache(256)
 def value_flags(
     ops: ArrayOps, arrays: Mapping[str, Any], checked: Checked, present: Any = None
 ) -> list[Any]:
-    """The value checks ``checked`` describes, as 0-d device bools (none read back yet).
+    """The value checks ``checked`` describes, as 0-d device bools (none read back yet) or
+    Python bools (tests a backend answers on the host).
 
     ``present``: a bool array broadcasting against the ``nonnegative`` array (sources
     present), or None for all.

@@ -99,28 +99,36 @@ def same_device(reference: torch.Tensor, tensors: dict[str, torch.Tensor]) -> No
             )
 
 
-def any_flag(flags: list[torch.Tensor]) -> bool:
-    """One device-to-host sync: True if any of the 0-d boolean ``flags`` is set."""
-    if not flags:
+def any_flag(flags: list[torch.Tensor | bool]) -> bool:
+    """One device-to-host sync: True if any of ``flags`` (0-d boolean tensors, or Python
+    bools from tests already answered on the host) is set."""
+    if any(f is True for f in flags):
+        return True
+    pending = [f for f in flags if isinstance(f, torch.Tensor)]
+    if not pending:
         return False
-    if all(f.device.type == "cpu" for f in flags):
-        return any(bool(f) for f in flags)
-    return bool(torch.stack([f.reshape(()) for f in flags]).any().item())
+    if all(f.device.type == "cpu" for f in pending):
+        return any(bool(f) for f in pending)
+    return bool(torch.stack([f.reshape(()) for f in pending]).any().item())
 
 
-def not_all_finite(t: torch.Tensor) -> torch.Tensor:
-    """0-d bool tensor: some entry of ``t`` is NaN or infinite.
+def not_all_finite(t: torch.Tensor) -> torch.Tensor | bool:
+    """Some entry of ``t`` is NaN or infinite: a 0-d bool tensor on ``t``'s device, or a
+    Python bool for a CPU tensor whose sum settled it.
 
     On the CPU a finite sum proves every entry finite (NaN and ±inf are absorbing: one
-    pass, no temporary); the entrywise test runs only when the sum is not finite.
+    pass, no temporary), read back as a number (no tensor operations after it: each costs
+    10-50 µs when a large computation has just evicted their code); the entrywise test runs
+    only when the sum is not finite.
     """
-    if t.device.type == "cpu" and bool(t.sum().isfinite()):
-        return torch.zeros((), dtype=torch.bool)
+    if t.device.type == "cpu" and math.isfinite(t.sum().item()):
+        return False
     return ~torch.isfinite(t).all()
 
 
-def not_symmetric(a: torch.Tensor) -> torch.Tensor:
-    """0-d bool tensor mirroring the reference's symmetry test (tolerance 1e3 eps scale).
+def not_symmetric(a: torch.Tensor) -> torch.Tensor | bool:
+    """The reference's symmetry test fails (tolerance 1e3 eps scale): a 0-d bool tensor,
+    or a Python bool where the test ran on the host.
 
     On the CPU (float32, float64) it is the reference's own test on the tensor's memory
     (``bogc_ref._validation.symmetric``: an exact comparison pass, then blocks).
@@ -130,8 +138,8 @@ def not_symmetric(a: torch.Tensor) -> torch.Tensor:
         try:
             symmetric(view, "a")
         except ValueError:
-            return torch.ones((), dtype=torch.bool)
-        return torch.zeros((), dtype=torch.bool)
+            return True
+        return False
     scale = a.abs().amax(dim=(-2, -1), keepdim=True)
     gap = (a - a.transpose(-1, -2)).abs()
     eps = torch.finfo(a.dtype).eps
@@ -175,7 +183,7 @@ def results_have_nan(results: tuple[torch.Tensor, ...]) -> bool:
     """One device-to-host sync: whether any result holds a NaN. A CPU result whose sum is
     finite has none (NaN and ±inf are absorbing) and is not tested entrywise."""
     suspects = [r for r in results if r.is_floating_point()]
-    suspects = [r for r in suspects if r.device.type != "cpu" or not bool(r.sum().isfinite())]
+    suspects = [r for r in suspects if r.device.type != "cpu" or not math.isfinite(r.sum().item())]
     return any_flag([torch.isnan(r).any() for r in suspects])
 
 

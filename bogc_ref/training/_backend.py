@@ -78,10 +78,11 @@ def training_calibrate(mean: Tensor, var: Tensor, **kwargs: Any) -> Any:
     return _BACKENDS[mode].calibrate(mean, var, **kwargs)
 
 
-def not_all_finite(t: Tensor) -> Tensor:
-    """0-d bool tensor: some entry of ``t`` is NaN or ±inf (the torch backend's test, one sum
-    on the CPU: ``bogc_ref.backends._torch_common.not_all_finite``)."""
-    test: Tensor = importlib.import_module("bogc_ref.backends._torch_common").not_all_finite(t)
+def not_all_finite(t: Tensor) -> Tensor | bool:
+    """Some entry of ``t`` is NaN or ±inf: a 0-d bool tensor, or a Python bool on the CPU
+    (the torch backend's test, one sum there: ``bogc_ref.backends._torch_common``)."""
+    common = importlib.import_module("bogc_ref.backends._torch_common")
+    test: Tensor | bool = common.not_all_finite(t)
     return test
 
 

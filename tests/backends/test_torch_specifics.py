@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -293,3 +294,46 @@ def test_repeated_structure_still_checks_every_call() -> None:
     with pytest.raises(TypeError, match=r"^power: "):
         backend.calibrate(mean, var, mask=mask, power=True)
     assert len(_torch_backend._PLANS) == 1  # no plan for a structure that failed
+
+
+_FLAG_CASES = {
+    "finite": [1.0, -2.0, 3.0],
+    "finite, the sum overflows": [3e38, 3e38, -1.0],
+    "one NaN": [1.0, float("nan"), 3.0],
+    "+inf": [1.0, float("inf"), 3.0],
+    "+inf and -inf (the sum is NaN)": [float("inf"), float("-inf"), 0.0],
+    "empty": [],
+}
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("case", list(_FLAG_CASES))
+def test_host_answered_flags_agree_with_the_entrywise_tests(case: str, dtype: str) -> None:
+    from bogc_ref.backends._torch_common import any_flag, not_all_finite, results_have_nan
+
+    t = torch.tensor(_FLAG_CASES[case], dtype=getattr(torch, dtype))
+    assert bool(not_all_finite(t)) is not bool(torch.isfinite(t).all())
+    assert results_have_nan((t,)) is bool(torch.isnan(t).any())
+    flag = not_all_finite(t)
+    assert any_flag([False, flag]) is bool(flag)
+    assert any_flag([flag, torch.zeros((), dtype=torch.bool)]) is bool(flag)
+    assert any_flag([flag, True]) is True
+
+
+@pytest.mark.parametrize(
+    ("mean", "var", "plausible"),
+    [
+        ([1.0, -1.0], [0.0, 2.0], True),
+        ([float("inf"), 1.0], [0.0, float("inf")], True),  # an overflow, not a NaN
+        ([float("nan"), 1.0], [1.0, 1.0], False),
+        ([float("inf"), float("-inf")], [1.0, 1.0], False),  # the sum is NaN: screened
+        ([1.0, 1.0], [1.0, float("nan")], False),
+        ([1.0, 1.0], [-1e-300, 1.0], False),
+    ],
+)
+def test_screen_of_vouched_moments(mean: list[float], var: list[float], plausible: bool) -> None:
+    from bogc_ref.backends._torch_backend import _plausible_moments
+
+    as64 = functools.partial(torch.tensor, dtype=torch.float64)
+    got = _plausible_moments(as64(mean), as64(var))
+    assert got is plausible
