@@ -63,6 +63,7 @@ from ._torch_common import (
     compute_dtype,
     generator_seed,
     host,
+    in_dtype,
     maybe_not_psd,
     not_all_finite,
     not_symmetric,
@@ -174,10 +175,10 @@ class TorchBackend:
             self._check(bogc_ref.linear_head_moments, args, kwargs, t, structure)
             out = t["h"].dtype
             mean, var = _without_overflow_nan(
-                lambda d: stage1.linear_head_moments(*(v.to(d) for v in t.values())),
+                lambda d: stage1.linear_head_moments(*(in_dtype(v, d) for v in t.values())),
                 compute_dtype(out), bogc_ref.linear_head_moments, args, kwargs, not check_cov,
             )  # fmt: skip
-            return Moments(_any(mean.to(out)), _any(var.to(out)))
+            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
 
     def softmax_head_moments(
         self,
@@ -206,7 +207,7 @@ class TorchBackend:
             out = t["h"].dtype
 
             def compute(cdt: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-                hc = t["h"].to(cdt)
+                hc = in_dtype(t["h"], cdt)
                 generator = None
                 if eps is None and seed is not None:
                     generator = torch.Generator(device=hc.device)
@@ -214,9 +215,9 @@ class TorchBackend:
                 return stage1.softmax_head_moments(
                     hc,
                     _one_hot(t["labels"], sizes.n_classes, cdt),
-                    t["w_mean"].to(cdt),
+                    in_dtype(t["w_mean"], cdt),
                     t["w_cov"],
-                    eps=t["eps"].to(cdt) if "eps" in t else None,
+                    eps=in_dtype(t["eps"], cdt) if "eps" in t else None,
                     count=sizes.count,
                     generator=generator,
                     chunk=sizes.chunk,
@@ -226,7 +227,7 @@ class TorchBackend:
                 compute, compute_dtype(out), bogc_ref.softmax_head_moments,
                 (h, labels, w_mean, w_cov), kwargs,
             )  # fmt: skip
-            return Moments(_any(mean.to(out)), _any(var.to(out)))
+            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
 
     def softmax_head_moments_linearized(
         self, h: Any, labels: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
@@ -243,13 +244,13 @@ class TorchBackend:
             out = t["h"].dtype
             mean, var = _without_overflow_nan(
                 lambda d: stage1.softmax_head_moments_linearized(
-                    t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d),
-                    t["w_mean"].to(d), t["w_cov"].to(d), clamp=check_cov,
+                    in_dtype(t["h"], d), _one_hot(t["labels"], sizes.n_classes, d),
+                    in_dtype(t["w_mean"], d), in_dtype(t["w_cov"], d), clamp=check_cov,
                 ),
                 compute_dtype(out), reference, args, kwargs, not check_cov,
             )  # fmt: skip
             var = var.clamp_min(0.0)  # rounding below 0 is 0 (done above with check_cov)
-            return Moments(_any(mean.to(out)), _any(var.to(out)))
+            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:
         """See :func:`bogc_ref.empirical_moments`."""
@@ -278,14 +279,14 @@ class TorchBackend:
             out = t["h"].dtype
             mean, cov = _without_overflow_nan(
                 lambda d: stage1.linear_head_posterior(
-                    t["h"].to(d), t["y"].to(d), t["prior_mean"].to(d),
-                    t["prior_precision"].to(d), sizes.noise_var,
+                    in_dtype(t["h"], d), in_dtype(t["y"], d), in_dtype(t["prior_mean"], d),
+                    in_dtype(t["prior_precision"], d), sizes.noise_var,
                 ),
                 torch.float64, bogc_ref.linear_head_posterior, (h, y), kwargs,
             )  # fmt: skip
             k = mean.shape[0]
-            covs = cov.to(out) if cov.ndim == 3 else cov.to(out).expand(k, *cov.shape)
-            return Posterior(_any(mean.to(out)), _any(covs))
+            covs = in_dtype(cov, out) if cov.ndim == 3 else in_dtype(cov, out).expand(k, *cov.shape)
+            return Posterior(_any(in_dtype(mean, out)), _any(covs))
 
     def softmax_head_laplace(
         self, h: Any, labels: Any, w: Any, *, prior_mean: Any, prior_precision: Any
@@ -301,12 +302,13 @@ class TorchBackend:
             out = t["h"].dtype
             mean, cov = _without_overflow_nan(
                 lambda d: stage1.softmax_head_laplace(
-                    t["h"].to(d), _one_hot(t["labels"], sizes.n_classes, d), t["w"].to(d),
-                    t["prior_mean"].to(d), t["prior_precision"].to(d),
+                    in_dtype(t["h"], d), _one_hot(t["labels"], sizes.n_classes, d),
+                    in_dtype(t["w"], d), in_dtype(t["prior_mean"], d),
+                    in_dtype(t["prior_precision"], d),
                 ),
                 torch.float64, bogc_ref.softmax_head_laplace, (h, labels, w), kwargs,
             )  # fmt: skip
-            return Posterior(_any(mean.to(out)), _any(cov.to(out)))
+            return Posterior(_any(in_dtype(mean, out)), _any(in_dtype(cov, out)))
 
     # ------------------------------------------------------------------ stage 2, 3
     def _present(self, t: dict[str, torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor | None:

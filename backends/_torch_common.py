@@ -28,6 +28,11 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in HALF_DTYPES else dtype
 
 
+def in_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``t`` itself when it has ``dtype`` already (no tensor operation), else ``t.to(dtype)``."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 def as_tensor(
     x: object, device: torch.device | str | None = None, name: str = "argument"
 ) -> torch.Tensor:
