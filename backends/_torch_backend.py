@@ -621,7 +621,8 @@ def _without_overflow_nan(
 
 def _plausible_moments(mean: torch.Tensor, var: torch.Tensor) -> bool:
     """No NaN in ``mean`` (its sum is not NaN) and every variance a number >= 0: two
-    reductions and one sync (on the CPU both read back as numbers, the cheaper there)."""
+    reductions, read back in one sync on a device and as two numbers on the CPU (fewer
+    operations there)."""
     if var.numel() == 0:
         return True
     if var.device.type == "cpu":
