@@ -161,7 +161,7 @@ def _host_view(t: torch.Tensor) -> np.ndarray | None:
 
 def floats(t: torch.Tensor) -> tuple[torch.Tensor, torch.dtype]:
     """``t`` in its compute dtype, and the dtype results go back to."""
-    return t.to(compute_dtype(t.dtype)), t.dtype
+    return in_dtype(t, compute_dtype(t.dtype)), t.dtype
 
 
 #: Fresh CPU outputs of at least this many bytes are allocated by NumPy (see new_empty).
