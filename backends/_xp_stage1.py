@@ -457,11 +457,36 @@ def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: PriorPrecision) -> Any:
         else:
             precision -= swap_last(xp, flat) @ flat
         # block l = Σ_b p_bl h̃_b h̃_bᵀ: Vᵀ H̃ (K(D+1), D+1) has the K blocks as its row blocks
-        blocks = (swap_last(xp, flat) @ hc).reshape(*lead, n_classes, width, width)
-        by_class = precision.reshape(*lead, n_classes, width, n_classes, width)
-        for k in range(n_classes):
-            by_class[..., k, :, k, :] += blocks[..., k, :, :]
+        blocks = swap_last(xp, flat) @ hc
+        add_at(
+            xp,
+            precision.reshape(*lead, n_params * n_params),
+            block_diagonal_positions(n_classes, width),
+            blocks.reshape(*lead, n_params * width),
+        )
     return precision
+
+
+@functools.lru_cache(maxsize=64)
+def block_diagonal_positions(n_blocks: int, size: int) -> np.ndarray:
+    """The flat positions, in a row-major (n·size) x (n·size) matrix, of its n diagonal
+    blocks of size x size: block by block, each row-major."""
+    block, row, col = np.meshgrid(
+        np.arange(n_blocks), np.arange(size), np.arange(size), indexing="ij"
+    )
+    first = block * size
+    return ((first + row) * (n_blocks * size) + first + col).reshape(-1)
+
+
+def add_at(xp: Any, a: Any, indices: np.ndarray, values: Any) -> None:
+    """``a[..., indices] += values`` in place, along the last axis, with distinct host
+    (NumPy) ``indices``; a namespace may bring its own as ``xp.add_at_host`` (torch: one
+    ``index_add_``)."""
+    own = getattr(xp, "add_at_host", None)
+    if own is not None:
+        own(a, indices, values)
+        return
+    a[..., xp.asarray(indices)] += values
 
 
 def laplace_gradient(
