@@ -7,8 +7,8 @@ makes, on one device; everything else (``@``, ``.T``, ``reshape``, indexing,
 ``sum``/``mean`` with ``axis``) already works on tensors. Optional hooks of ``_xp_stage1``
 take torch's own kernels: ``cholesky_or_none`` (``torch.linalg.cholesky_ex``, no exception
 on failure), ``not_all_finite`` (``_torch_common``'s), ``take_host`` (``index_select``
-with NumPy indices moved to the device once), ``add_at_host`` (``index_add_``, likewise)
-and, off the CPU only, ``row_softmax`` (``torch.softmax``).
+with NumPy indices moved to the device once) and, off the CPU only, ``row_softmax``
+(``torch.softmax``).
 """
 
 from __future__ import annotations
@@ -87,12 +87,11 @@ class TorchNamespace:
 
     def take_host(self, a: torch.Tensor, indices: Any, axis: int) -> torch.Tensor:
         """``numpy.take`` along one axis with host (NumPy) ``indices``."""
-        return a.index_select(axis, device_indices(indices, self.device))
-
-    def add_at_host(self, a: torch.Tensor, indices: Any, values: torch.Tensor) -> None:
-        """``a[..., indices] += values`` in place along the last axis, with distinct host
-        (NumPy) ``indices``."""
-        a.index_add_(-1, device_indices(indices, self.device), values)
+        indices = device_indices(indices, self.device)
+        if axis in (-1, a.ndim - 1) and a.numel() == a.shape[-1]:
+            # one row: a 1-D gather (about 2.5x faster than along the last of several axes)
+            return a.reshape(-1).index_select(0, indices).reshape(*a.shape[:-1], -1)
+        return a.index_select(axis, indices)
 
     def ones(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         """``numpy.ones`` on this namespace's device."""

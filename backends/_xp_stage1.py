@@ -427,66 +427,58 @@ def softmax_head_laplace(
 
 
 def laplace_precision(xp: Any, p: Any, h_tilde: Any, p0: PriorPrecision) -> Any:
-    r"""Λ = P0 + GGN (..., K(D+1), K(D+1)), θ row-major, the GGN
-    :math:`\sum_b (\mathrm{diag}\,p_b - p_b p_b^\top) \otimes \tilde h_b \tilde h_b^\top`
-    from its two parts:
+    r"""Λ = P0 + GGN (..., K(D+1), K(D+1)), θ row-major, with
 
     .. math::
 
-        \sum_b \mathrm{diag}(p_b) \otimes \tilde h_b \tilde h_b^\top
-        - V^\top V, \qquad V_b = p_b \otimes \tilde h_b,
+        \mathrm{GGN}[(l, j), (m, k)] = \sum_b C_b[l, m]\, \tilde h_{bj} \tilde h_{bk},
+        \qquad C_b = \mathrm{diag}\, p_b - p_b p_b^\top,
 
-    the first block diagonal (block l: :math:`\tilde H^\top \mathrm{diag}(p_{\cdot l})
-    \tilde H`), the second one product of the (B, K(D+1)) matrix V with itself, already in
-    θ's row-major order (no transposed copy of a K²(D+1)² array). Summed over chunks of rows,
-    each chunk's (rows, K(D+1)) work array within ``LAPLACE_CHUNK_ELEMENTS`` (or the
-    K²(D+1)² result) per head. Any leading axes are a stack of heads.
+    each sample's curvature :math:`C_b` formed first, as in the reference (a difference of
+    two sums over samples, :math:`\sum_b \mathrm{diag}(p_b) \otimes \tilde h_b \tilde
+    h_b^\top - \sum_b (p_b \otimes \tilde h_b)(p_b \otimes \tilde h_b)^\top`, loses the
+    small curvature of saturated samples to the rounding of the large terms at large
+    :math:`|h|`); with :math:`\tilde h_b = s_b \hat h_b`, :math:`s_b = \max|\tilde h_b|`, the
+    products are :math:`(C_b s_b s_b) \hat h_{bj} \hat h_{bk}`, finite unless a term is
+    not. :math:`C_b` is symmetric, so the sum is one product over its pairs l <= m,
+    (K(K+1)/2, B) by (B, (D+1)²), summed over chunks of rows (each chunk's work arrays
+    within ``LAPLACE_CHUNK_ELEMENTS``), and spread to the full matrix by one gather. Any
+    leading axes are a stack of heads.
     """
     *lead, n_rows, n_classes = p.shape
     width = h_tilde.shape[-1]
     n_params = n_classes * width
-    rows = max(1, max(LAPLACE_CHUNK_ELEMENTS, n_params * n_params) // n_params)
-    precision: Any = None
+    rows = max(1, LAPLACE_CHUNK_ELEMENTS // (width * width + n_classes * n_classes))
+    eye = xp.eye(n_classes, dtype=p.dtype)
+    by_pairs: Any = None  # (..., K(K+1)/2, (D+1)²)
     for start in range(0, max(n_rows, 1), rows):
         pc, hc = p[..., start : start + rows, :], h_tilde[..., start : start + rows, :]
-        # V's rows p_b ⊗ h̃_b, (..., rows, K(D+1))
-        flat = (pc[..., :, :, None] * hc[..., :, None, :]).reshape(*lead, -1, n_params)
-        if precision is None:  # P0 added in place to the first product: no third array
-            precision = swap_last(xp, flat) @ -flat
-            add_prior_precision(precision, p0)
-        else:
-            precision -= swap_last(xp, flat) @ flat
-        # block l = Σ_b p_bl h̃_b h̃_bᵀ: Vᵀ H̃ (K(D+1), D+1) has the K blocks as its row blocks
-        blocks = swap_last(xp, flat) @ hc
-        add_at(
-            xp,
-            precision.reshape(*lead, n_params * n_params),
-            block_diagonal_positions(n_classes, width),
-            blocks.reshape(*lead, n_params * width),
+        curvature = pc[..., :, :, None] * eye - pc[..., :, :, None] * pc[..., :, None, :]
+        class_pairs = take(
+            xp, curvature.reshape(*lead, -1, n_classes * n_classes), upper_positions(n_classes), -1
         )
+        # h̃ = s ĥ, s = max|h̃_b| >= 1, s² folded into C_b one factor at a time: no
+        # intermediate overflows unless a term of the sum itself does
+        size = xp.amax(abs(hc), axis=-1)[..., None]
+        unit = hc / size
+        outer = (unit[..., :, :, None] * unit[..., :, None, :]).reshape(*lead, -1, width * width)
+        term = swap_last(xp, class_pairs * size * size) @ outer
+        by_pairs = term if by_pairs is None else by_pairs + term
+    flat = by_pairs.reshape(*lead, by_pairs.shape[-2] * by_pairs.shape[-1])
+    precision = take(xp, flat, ggn_positions(n_classes, width), -1)
+    precision = precision.reshape(*lead, n_params, n_params)
+    add_prior_precision(precision, p0)
     return precision
 
 
 @functools.lru_cache(maxsize=64)
-def block_diagonal_positions(n_blocks: int, size: int) -> np.ndarray:
-    """The flat positions, in a row-major (n·size) x (n·size) matrix, of its n diagonal
-    blocks of size x size: block by block, each row-major."""
-    block, row, col = np.meshgrid(
-        np.arange(n_blocks), np.arange(size), np.arange(size), indexing="ij"
-    )
-    first = block * size
-    return ((first + row) * (n_blocks * size) + first + col).reshape(-1)
-
-
-def add_at(xp: Any, a: Any, indices: np.ndarray, values: Any) -> None:
-    """``a[..., indices] += values`` in place, along the last axis, with distinct host
-    (NumPy) ``indices``; a namespace may bring its own as ``xp.add_at_host`` (torch: one
-    ``index_add_``)."""
-    own = getattr(xp, "add_at_host", None)
-    if own is not None:
-        own(a, indices, values)
-        return
-    a[..., xp.asarray(indices)] += values
+def ggn_positions(n_classes: int, width: int) -> np.ndarray:
+    """For each entry [(l, j), (m, k)] of a K(D+1) x K(D+1) GGN, row-major, its position in
+    the flattened (K(K+1)/2, (D+1)²) array over the pairs of classes (min(l, m), max(l, m))
+    (those of :func:`upper_positions`) and the columns (j, k)."""
+    classes = symmetric_index(n_classes).reshape(n_classes, 1, n_classes, 1)
+    rows, columns = np.arange(width).reshape(1, width, 1, 1), np.arange(width)
+    return (classes * (width * width) + rows * width + columns).reshape(-1)
 
 
 def laplace_gradient(

@@ -113,6 +113,38 @@ def test_posteriors_match_reference(backend: Any, dtype: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("dtype", "scale"),
+    [
+        (np.float64, 1e8),
+        (np.float64, 1e50),
+        (np.float64, 1e300),
+        (np.float32, 1e8),
+        (np.float32, 1e30),
+    ],
+)
+def test_laplace_fit_of_saturated_samples_at_large_h_matches_reference(
+    backend: Any, dtype: Any, scale: float
+) -> None:
+    """At large |h| every softmax saturates: each sample's curvature p(1 − p) h̃h̃ᵀ is tiny
+    next to p h̃h̃ᵀ, and is lost if the GGN is formed as a difference of two sums over the
+    samples. The fit must still be the reference's (its mean is about scale · O(1))."""
+    rng = np.random.default_rng(5)
+    n_rows, dim, k = 4, 2, 2
+    h = (scale * rng.standard_normal((n_rows, dim))).astype(dtype)
+    labels = np.array([0, 1, 1, 0])
+    w = rng.standard_normal((k, dim + 1)).astype(dtype)
+    m0, p0 = np.zeros_like(w), np.eye(k * (dim + 1), dtype=dtype)
+    got = backend.softmax_head_laplace(
+        *(backend.from_numpy(x) for x in (h, labels, w)),
+        prior_mean=backend.from_numpy(m0),
+        prior_precision=backend.from_numpy(p0),
+    )
+    want = bogc_ref.softmax_head_laplace(h, labels, w, prior_mean=m0, prior_precision=p0)
+    assert np.all(np.isfinite(want.mean)) and np.max(np.abs(want.mean)) > 1e-3 * scale
+    _check(got, want, dtype)
+
+
 def test_chunking_does_not_change_mc_moments(backend: Any) -> None:
     p = _problem(np.float64, seed=2)
     h, labels, w, cov, eps = _native(backend, p, "h", "labels", "w", "cov", "eps")
