@@ -12,7 +12,8 @@ on the very same inputs.
 
 Coverage per function: several shapes and keyword settings, dogmatic and vacuous
 entries, masks, extreme magnitudes; concentrated head posteriors (covariances scaled by
-1e-3..1e-6) and near-singular ones; mass functions on frames of 1 to 5 elements.
+1e-3..1e-6) and near-singular ones; Laplace fits of saturated softmax heads (|h| of 1e4 to
+1e8); mass functions on frames of 1 to 5 elements.
 """
 
 from __future__ import annotations
@@ -239,6 +240,8 @@ def _laplace(seed: int, i: int) -> CaseSpec:
     w = 0.5 * rng.normal(size=(k, d + 1))
     labels = rng.integers(0, k, size=b)
     prior_precision = float(10.0 ** rng.uniform(-2, 1)) * _spd(rng, n_params, 0.5)
+    if i >= 3:  # large |h|: every softmax saturates, each sample's curvature is tiny
+        h = h * 10.0 ** rng.uniform(4, 8)
     h_tilde = np.hstack([h, np.ones((b, 1))])
     logits = h_tilde @ w.T
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
@@ -266,7 +269,7 @@ GENERATORS: dict[str, tuple[Callable[[int, int], CaseSpec], int]] = {
     "softmax_head_moments_linearized": (_softmax_linearized, 5),
     "empirical_moments": (_empirical, 3),
     "linear_head_posterior": (_linear_posterior, 3),
-    "softmax_head_laplace": (_laplace, 3),
+    "softmax_head_laplace": (_laplace, 4),
     "evidence": (_evidence, 4),
     "opinions": (_fusion("opinions"), 2),
     "reduced_dempster": (_fusion("reduced_dempster"), 3),
