@@ -110,6 +110,15 @@ class Source:
         idx = torch.as_tensor(list(self.reach), dtype=torch.long)
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= dim):
             raise ValueError(f"reach: column indices must lie in [0, {dim}), got {idx.tolist()}")
+        values = idx.tolist()
+        if len(set(values)) != len(values):
+            # dL/dh of a column read twice is the sum of two entries of the head's gradient;
+            # one moment per column cannot hold it
+            at = next(i for i, c in enumerate(values) if c in values[:i])
+            raise ValueError(
+                f"reach: column {values[at]} is repeated (at position {at} of {values}); "
+                "each column may be read once"
+            )
         return idx
 
 
@@ -180,6 +189,7 @@ class RepresentationAggregator:
         self._posteriors: list[Any] = [None] * len(self.sources)
         # by representation width and device (index reaches are tensors on the device)
         self._stacks: dict[tuple[int, torch.device], list[SoftmaxStack]] = {}
+        self._reaches: dict[tuple[int, torch.device], list[Columns]] = {}
         self._bogc = spec_functions()
 
     def moments(
@@ -248,15 +258,26 @@ class RepresentationAggregator:
     # input checks: h and the targets were checked once in ``moments``, and the posteriors
     # are this class's own (symmetric by construction, finite when their inputs are).
     def _columns(self, dim: int, device: torch.device) -> list[Columns]:
-        """Each source's reached columns: a slice (a view of h) or an index tensor."""
-        return [
-            src.reach
-            if isinstance(src.reach, slice)
-            else slice(None)
-            if src.reach is None
-            else src.columns(dim).to(device)
-            for src in self.sources
-        ]
+        """Each source's reached columns: a slice (a view of h) or an index tensor, checked
+        against its head once per width and device."""
+        key = (dim, device)
+        if key not in self._reaches:
+            for m, src in enumerate(self.sources):
+                n_cols = int(src.columns(dim).numel())
+                if src.head.in_features != n_cols:
+                    raise ValueError(
+                        f"sources[{m}].head: in_features = {src.head.in_features}, but its "
+                        f"reach gives {n_cols} columns of h (shape (B, {dim}))"
+                    )
+            self._reaches[key] = [
+                src.reach
+                if isinstance(src.reach, slice)
+                else slice(None)
+                if src.reach is None
+                else src.columns(dim).to(device)
+                for src in self.sources
+            ]
+        return self._reaches[key]
 
     def _softmax_stacks(
         self, dim: int, columns: list[Columns], device: torch.device

@@ -234,6 +234,27 @@ def test_bad_inputs_name_the_argument() -> None:
         RepresentationAggregator([Source(p["lin"], "poisson")])  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("kind", ["linear", "softmax"])
+def test_a_reach_that_does_not_fit_its_head_is_refused(kind: str) -> None:
+    """A column read twice would need the sum of two entries of the head's gradient in one
+    moment (the aggregator kept only the last, half of dL/dh); a head whose input width is
+    not its reach's would read the wrong columns. Both are refused, naming the source."""
+    p = _problem()
+    h = p["enc"](p["x"]).detach()
+    target = p["y"] if kind == "linear" else p["labels"]
+    twice = RepresentationAggregator([Source(p["lin"], kind, [1, 1])])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"reach: column 1 is repeated \(at position 1 of"):
+        twice.moments(h, [target])
+    wide = RepresentationAggregator([Source(p["lin"], kind, [0, 1, 2])])  # type: ignore[arg-type]
+    with pytest.raises(
+        ValueError, match=r"sources\[0\]\.head: in_features = 2, but its reach gives 3"
+    ):
+        wide.moments(h, [target])
+    whole = RepresentationAggregator([Source(p["lin"], kind)])  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"reach gives 4 columns of h \(shape \(B, 4\)\)"):
+        whole.moments(h, [target])
+
+
 def test_float32_model_gets_the_float64_calibration_cast_back() -> None:
     p = _problem(5)
     enc32 = torch.nn.Linear(D_IN, D)
