@@ -211,7 +211,7 @@ class TorchBackend:
                 generator = None
                 if eps is None and seed is not None:
                     generator = torch.Generator(device=hc.device)
-                    generator.manual_seed(generator_seed(seed))
+                    generator.manual_seed(generator_seed(seed, hc.device))
                 return stage1.softmax_head_moments(
                     hc,
                     _one_hot(t["labels"], sizes.n_classes, cdt),

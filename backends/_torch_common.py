@@ -59,13 +59,21 @@ def maybe_not_psd(a: torch.Tensor) -> bool:
     return bool((info != 0).any().item())
 
 
-def generator_seed(seed: int) -> int:
-    """A ``torch.Generator`` seed for any ``seed >= 0``: itself below 2**64, else 64 bits of
-    NumPy's ``SeedSequence(seed)`` (torch seeds are 64-bit; the reference takes any int)."""
+def generator_seed(seed: int, device: torch.device) -> int:
+    """A ``torch.Generator`` seed on ``device`` for any ``seed >= 0`` (the reference takes
+    any int): itself where the generator keeps all of its bits, else bits of NumPy's
+    ``SeedSequence(seed)``, so that distinct seeds do not collide by construction.
+
+    CUDA generators keep 64 bits; the CPU generator (mt19937) keeps only the low 32 (0 and
+    2**63 would draw the same numbers), so on the CPU seeds from 2**32 on are hashed to 32
+    bits (two such seeds still meet with probability 2**-32, not by their bit patterns).
+    """
     seed = int(seed)
-    if seed < 1 << 64:
+    bits = 32 if device.type == "cpu" else 64
+    if seed < 1 << bits:
         return seed
-    return int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0])
+    dtype = np.uint32 if bits == 32 else np.uint64
+    return int(np.random.SeedSequence(seed).generate_state(1, dtype)[0])
 
 
 @functools.cache

@@ -164,6 +164,11 @@ def test_seeded_draws_are_deterministic(backend: Any) -> None:
     np.testing.assert_array_equal(to_numpy(first.mean), to_numpy(again.mean))
     np.testing.assert_array_equal(to_numpy(first.var), to_numpy(again.var))
     assert not np.array_equal(to_numpy(first.mean), to_numpy(other.mean))
+    # Seeds that share their low 32 bits (the CPU generator keeps only those) still differ.
+    for a, b in ((0, 1 << 63), (1, (1 << 32) + 1), (12345, 12345 + 7 * (1 << 32))):
+        draw_a = backend.softmax_head_moments(h, labels, w, cov, n_samples=16, seed=a)
+        draw_b = backend.softmax_head_moments(h, labels, w, cov, n_samples=16, seed=b)
+        assert not np.array_equal(to_numpy(draw_a.mean), to_numpy(draw_b.mean)), (a, b)
     # Agrees with the reference's estimate within Monte Carlo error (64 draws).
     ref = bogc_ref.softmax_head_moments(p["h"], p["labels"], p["w"], p["cov"], n_samples=4000)
     spread = np.sqrt(ref.var / 64) * 6 + 1e-6
