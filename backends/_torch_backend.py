@@ -7,8 +7,10 @@
   sync, and only on failure are the inputs copied to the host so the reference raises its
   own message (argument, what, index, shape). See ``_replay``.
 * dtype: float32 and float64 compute in their own precision; float16 and bfloat16
-  inputs are computed in float32 and returned in their own dtype. Posterior fits and
-  Cholesky factors use float64 internally (as the reference).
+  inputs are computed in float32 and returned in their own dtype (a stage-1 moment
+  beyond the half type's range is a ValueError naming the input: as +inf, a variance
+  would read as *no information*). Posterior fits and Cholesky factors use float64
+  internally (as the reference).
 * No autograd: every call runs under ``torch.no_grad()``; outputs carry no graph.
 * Random draws: ``torch.Generator`` on the input's device seeded with ``seed``;
   results are deterministic for a given (seed, chunk_size, device), and for a given
@@ -178,7 +180,7 @@ class TorchBackend:
                 lambda d: stage1.linear_head_moments(*(in_dtype(v, d) for v in t.values())),
                 compute_dtype(out), bogc_ref.linear_head_moments, args, kwargs, not check_cov,
             )  # fmt: skip
-            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
+            return _moments_in(mean, var, out, "h")
 
     def softmax_head_moments(
         self,
@@ -227,7 +229,7 @@ class TorchBackend:
                 compute, compute_dtype(out), bogc_ref.softmax_head_moments,
                 (h, labels, w_mean, w_cov), kwargs,
             )  # fmt: skip
-            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
+            return _moments_in(mean, var, out, "h")
 
     def softmax_head_moments_linearized(
         self, h: Any, labels: Any, w_mean: Any, w_cov: Any, *, check_cov: bool = True
@@ -250,7 +252,7 @@ class TorchBackend:
                 compute_dtype(out), reference, args, kwargs, not check_cov,
             )  # fmt: skip
             var = var.clamp_min(0.0)  # rounding below 0 is 0 (done above with check_cov)
-            return Moments(_any(in_dtype(mean, out)), _any(in_dtype(var, out)))
+            return _moments_in(mean, var, out, "h")
 
     def empirical_moments(self, per_sample_grads: Any) -> Moments:
         """See :func:`bogc_ref.empirical_moments`."""
@@ -264,7 +266,7 @@ class TorchBackend:
                 # squares beyond the compute dtype's range: float64 with each entry scaled
                 # by its largest sample, as the reference does (a correct inf stays inf)
                 mean, var = stage1.empirical_moments_scaled(g.to(torch.float64))
-            return Moments(_any(mean.to(g.dtype)), _any(var.to(g.dtype)))
+            return _moments_in(mean, var, g.dtype, "per_sample_grads")
 
     def linear_head_posterior(
         self, h: Any, y: Any, *, prior_mean: Any, prior_precision: Any, noise_var: float
@@ -617,6 +619,28 @@ def _without_overflow_nan(
     device = results[0].device
     first, second = (torch.as_tensor(np.asarray(x), device=device) for x in answer)
     return first, second
+
+
+def _moments_in(
+    mean: torch.Tensor, var: torch.Tensor, dtype: torch.dtype, argument: str
+) -> Moments:
+    """The moments in the inputs' ``dtype``. For a half dtype, a ValueError naming
+    ``argument`` where a finite moment lies beyond its range: cast, it would be ±inf, and a
+    variance of +inf means *no information* to ``calibrate`` (the source would be dropped
+    without a word), not "too large for float16". float32 and float64 results are cast as
+    the reference rounds them."""
+    results = (in_dtype(mean, dtype), in_dtype(var, dtype))
+    if dtype in HALF_DTYPES:
+        for name, wide, narrow in zip(("mean", "var"), (mean, var), results, strict=True):
+            beyond = torch.isfinite(wide) & ~torch.isfinite(narrow)
+            if bool(beyond.any()):
+                index = tuple(int(i) for i in beyond.nonzero()[0])
+                raise ValueError(
+                    f"{argument}: the result's {name} at index {index} (shape "
+                    f"{tuple(wide.shape)}) is {float(wide[index]):.6g}, beyond {dtype}'s "
+                    f"range ({torch.finfo(dtype).max:.6g}); pass {argument} in float32"
+                )
+    return Moments(_any(results[0]), _any(results[1]))
 
 
 def _plausible_moments(mean: torch.Tensor, var: torch.Tensor) -> bool:

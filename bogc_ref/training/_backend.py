@@ -98,16 +98,25 @@ def unchecked_stage1() -> Any:
     return importlib.import_module("bogc_ref.backends._torch_stage1")
 
 
+def calibration_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype the moments and ``calibrate`` run in for a model in ``dtype``: its own, or
+    float32 for half types. A gradient variance leaves float16's range (65504) easily, and
+    cast back it would be +inf, which ``calibrate`` reads as *no information*."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def reached_moments(per_sample_grads: Tensor) -> tuple[Tensor, Tensor]:
     r"""Empirical moments of per-sample, per-source gradients G (N, M, P), unreached → vacuous.
 
-    ``mean, var = empirical_moments(G)`` (the spec's plain statistic), then
+    ``mean, var = empirical_moments(G)`` (the spec's plain statistic; half-precision G in
+    float32, :func:`calibration_dtype`), then
     :math:`v_{mp} = +\infty` wherever :math:`G_{bmp} = 0` for every sample b: a source whose
     per-sample gradients are all exactly zero on a coordinate does not reach it (the coordinate
     is outside its computation graph, or no sample moves it), so it carries no information
     there. Its variance 0 would otherwise make it dogmatic (spec, Stage 3) and pin the
     calibrated gradient of that coordinate to its mean, 0.
     """
+    per_sample_grads = per_sample_grads.to(calibration_dtype(per_sample_grads.dtype))
     mean, var = spec_functions().empirical_moments(per_sample_grads)
     reached = (per_sample_grads != 0).any(dim=0)
     return mean, torch.where(reached, var, torch.full_like(var, float("inf")))

@@ -72,6 +72,7 @@ import torch
 from torch import Tensor, nn
 
 from ._backend import (
+    calibration_dtype,
     compiled_once_repeated,
     reached_moments,
     training_calibrate,
@@ -171,7 +172,7 @@ def linear_source_moments(
             for piece in _per_sample_pieces(a, d, layer)
         ]
         return reached_moments(torch.cat(pieces, dim=2))  # G (B, M, P)
-    return _factored_moments(rows, deltas, layers, losses.dtype)
+    return _factored_moments(rows, deltas, layers, calibration_dtype(losses.dtype))
 
 
 def _output_gradients(losses: Tensor, outputs: list[Tensor]) -> list[Tensor]:

@@ -45,6 +45,24 @@ def test_half_inputs_compute_in_float32_and_return_their_dtype(half: str) -> Non
         np.testing.assert_allclose(got.float().numpy(), want, rtol=1e-2, atol=1e-3)
 
 
+def test_half_moments_beyond_the_half_range_are_an_error_not_vacuous() -> None:
+    """float16 per-sample gradients, every one finite, whose variance of the mean is
+    2.3e5..8.6e5 (beyond float16's 65504): cast back, var would be +inf, which calibrate
+    reads as *no information* and drops the source. The backend raises instead, naming the
+    argument; moments within the range keep their dtype."""
+    backend = get_backend("torch")
+    torch.manual_seed(0)
+    g = (300 + 2000 * torch.randn(8, 2, 3)).half()
+    assert bool(torch.isfinite(g).all())
+    with pytest.raises(ValueError, match=r"^per_sample_grads: the result's var at index"):
+        backend.empirical_moments(g)
+    small = (g / 64).half()
+    mean, var = backend.empirical_moments(small)
+    assert mean.dtype == var.dtype == torch.float16
+    want = bogc_ref.empirical_moments(small.float().numpy())
+    np.testing.assert_allclose(var.float().numpy(), want.var, rtol=2e-3)
+
+
 def test_outputs_carry_no_autograd_graph() -> None:
     backend = get_backend("torch")
     mean, var = _inputs()

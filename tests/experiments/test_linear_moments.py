@@ -339,3 +339,28 @@ def test_squares_beyond_float64_give_the_finite_variance_not_vacuous() -> None:
     assert np.isfinite(exact_var[:, 6].numpy()).all(), "the case must have a finite variance"
     np.testing.assert_allclose(var.numpy(), exact_var.numpy(), rtol=1e-8)
     np.testing.assert_allclose(mean.numpy(), exact_mean.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("moments", ["factored", "materialise"])
+def test_half_layers_calibrate_in_float32(moments: str) -> None:
+    """A float16 layer whose gradients' variance leaves float16's range (65504): the moments
+    and calibrate run in float32 (cast to float16 the variances would be +inf, every source
+    vacuous, the gradient 0), so the gradient is the float64 one to float16 rounding."""
+    torch.manual_seed(1)
+    layer64 = torch.nn.Linear(3, 2).double()
+    x, t = 30 * torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 2, dtype=torch.float64)
+
+    def grad(dtype: torch.dtype) -> torch.Tensor:
+        layer = torch.nn.Linear(3, 2).to(dtype)
+        layer.load_state_dict({k: p.to(dtype) for k, p in layer64.state_dict().items()})
+        xx, tt = x.to(dtype), t.to(dtype)
+
+        def losses() -> torch.Tensor:
+            out = layer(xx)
+            return torch.stack([((out - tt) ** 2).sum(1), (out**2).sum(1)], 1)
+
+        return calibrated_linear_grads([layer], losses, moments=moments).grad
+
+    want = grad(torch.float64)
+    assert float(want.abs().min()) > 1.0
+    np.testing.assert_allclose(grad(torch.float16).double().numpy(), want.numpy(), rtol=1e-2)
