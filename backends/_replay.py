@@ -47,7 +47,9 @@ def host_array(x: object, name: str) -> np.ndarray:
             f"dtype {arr.dtype} (shape {arr.shape})"
         )
     if arr.dtype.kind == "u" and arr.dtype.itemsize > 1:
-        arr = np.minimum(arr, np.iinfo(np.int64).max).astype(np.int64)
+        if arr.dtype.itemsize == 8:  # only uint64 holds values beyond int64
+            arr = np.minimum(arr, np.uint64(np.iinfo(np.int64).max))
+        arr = arr.astype(np.int64)
     if any(s < 0 for s in arr.strides):
         arr = arr.copy(order="C")  # fresh strides (ascontiguousarray keeps them on length 1)
     return arr

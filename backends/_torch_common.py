@@ -33,6 +33,9 @@ def in_dtype(t: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return t if t.dtype == dtype else t.to(dtype)
 
 
+_WIDE_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+
+
 def as_tensor(
     x: object, device: torch.device | str | None = None, name: str = "argument"
 ) -> torch.Tensor:
@@ -41,10 +44,13 @@ def as_tensor(
     Python lists of floats become float64 like the reference's ``np.asarray``. Host
     values go through :func:`._replay.host_array`: masked arrays and dtypes torch cannot
     hold are a TypeError naming ``name``; negative strides and wide unsigned integers
-    are converted.
+    are converted (tensors of 16- to 64-bit unsigned integers too).
     """
     if isinstance(x, torch.Tensor):
-        return x
+        if x.dtype not in _WIDE_UNSIGNED:
+            return x
+        # few torch kernels take these (not even ``<``): int64 through the host conversion
+        return torch.from_numpy(host_array(x.cpu().numpy(), name)).to(x.device)
     arr = host_array(x, name)
     if arr.dtype.kind == "f" and not isinstance(x, np.ndarray | np.generic):
         arr = arr.astype(np.float64)

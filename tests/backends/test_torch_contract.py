@@ -50,6 +50,28 @@ def test_arrays_torch_cannot_hold_are_a_type_error_naming_the_argument(bad: obje
         T.calibrate(bad, np.ones((2, 2)))
 
 
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.uint64])
+@pytest.mark.parametrize("as_torch", [False, True], ids=["numpy", "tensor"])
+def test_unsigned_labels_of_every_width_are_labels(dtype: type, as_torch: bool) -> None:
+    """Unsigned labels, as NumPy arrays or tensors (torch has few kernels for uint16 to
+    uint64, not even ``<``), give the reference's answer, and out-of-range ones its error."""
+    rng = np.random.default_rng(3)
+    h, w = rng.normal(size=(3, 2)), rng.normal(size=(3, 3))
+    a = rng.normal(size=(9, 9))
+    cov = a @ a.T / 50
+
+    def labels(values: list[int]) -> object:
+        arr = np.array(values, dtype=dtype)
+        return torch.from_numpy(arr) if as_torch else arr
+
+    got = T.softmax_head_moments_linearized(h, labels([0, 2, 1]), w, cov)
+    want = bogc_ref.softmax_head_moments_linearized(h, np.array([0, 2, 1]), w, cov)
+    np.testing.assert_allclose(got.var.numpy(), want.var)
+    top = int(np.iinfo(dtype).max)
+    with pytest.raises(ValueError, match=r"^labels: label outside \[0, 3\) at index \(2,\)"):
+        T.softmax_head_moments_linearized(h, labels([0, 2, top]), w, cov)
+
+
 def test_uint64_labels_and_huge_seeds_are_accepted() -> None:
     got = T.softmax_head_moments_linearized(H, LABELS.astype(np.uint64), W, np.eye(4))
     want = bogc_ref.softmax_head_moments_linearized(H, LABELS, W, np.eye(4))
