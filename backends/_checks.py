@@ -26,6 +26,7 @@ from bogc_ref._validation import (
     float_array,
     labels_array,
     positive_scalar,
+    require_bool,
     require_min_ndim,
     require_shape,
     require_sources,
@@ -258,8 +259,7 @@ def calibrate_scalars(
     """
     try:
         weight = prior_weight_value(prior_weight, n_sources)
-        if not isinstance(normalize, bool | np.bool_):
-            raise TypeError(f"normalize: expected a bool, got {type(normalize).__name__}")
+        require_bool(normalize, "normalize")
     except (TypeError, ValueError):
         values_first()
         raise

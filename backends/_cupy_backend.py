@@ -25,7 +25,7 @@ import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
-from bogc_ref._validation import plain_array
+from bogc_ref._validation import plain_array, require_bool
 
 from . import _checks as checks
 from . import _cupy_kernels as kernels
@@ -444,6 +444,7 @@ class CupyBackend:
         t = self._arrays(mean=mean, var=var, **({"mask": mask} if mask is not None else {}))
         mu, v = t["mean"], t["var"]
         self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate, check_dtypes=True)
+        require_bool(check_finite, "check_finite")
         shape, out = mu.shape, mu.dtype
         lead, n_sources, dim = self._lead(shape), shape[-2], shape[-1]
         # p·log-ratios beyond float32's range: fuse in float64 (see the torch backend)

@@ -36,7 +36,7 @@ import bogc_ref
 from bogc_ref._dempster import _evidence_argument, prior_weight_value
 from bogc_ref._evidence import evidence_params
 from bogc_ref._results import Calibration, Moments, Opinion, Posterior
-from bogc_ref._validation import plain_array
+from bogc_ref._validation import plain_array, require_bool
 
 from . import _checks as checks
 from . import _torch_stage1 as stage1
@@ -475,6 +475,7 @@ class TorchBackend:
                 )
                 mu, v = t["mean"], t["var"]
                 self._check(bogc_ref.calibrate, (mean, var), kwargs, t, checks.calibrate)
+                require_bool(check_finite, "check_finite")
                 if power_ > FLOAT32_POWER_LIMIT and compute_dtype(mu.dtype) != torch.float64:
                     targets = checked_out(out, want_all, mu, t) if out is not None else None
                     wide = self._calibrate(

@@ -21,6 +21,7 @@ from ._validation import (
     float_array,
     memory_named,
     reject_where,
+    require_bool,
     require_min_ndim,
     require_shape,
     require_sources,
@@ -83,6 +84,7 @@ def calibrate(
     require_shape(var_arr, "var", mean_arr.shape, "the shape of mean")
     require_sources(mean_arr, "mean")
     present = present_sources(mask, mean_arr.shape)
+    require_bool(check_finite, "check_finite")
     if check_finite:
         with memory_named("mean", mean_arr.shape):
             nan, inf = np.isnan(mean_arr) & present, np.isinf(mean_arr) & present
@@ -90,8 +92,7 @@ def calibrate(
         reject_where(inf, "mean", "infinite value in a present source", mean_arr.shape)
         check_var(var_arr, present)
     weight = prior_weight_value(prior_weight, mean_arr.shape[-2])
-    if not isinstance(normalize, bool | np.bool_):
-        raise TypeError(f"normalize: expected a bool, got {type(normalize).__name__}")
+    require_bool(normalize, "normalize")
 
     log_e = log_evidence(var_arr, present, mode_, tau_, power_)
     belief, uncertainty = fuse_log_evidence(log_e, weight)

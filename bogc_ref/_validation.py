@@ -187,10 +187,20 @@ def positive_scalar(value: object, name: str) -> float:
     """A finite, strictly positive real scalar, or ValueError/TypeError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise TypeError(f"{name}: expected a positive real number, got {type(value).__name__}")
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an int beyond float64's range
+        raise ValueError(f"{name}: must be finite and > 0, got an integer beyond float64") from None
     if not np.isfinite(out) or out <= 0.0:
         raise ValueError(f"{name}: must be finite and > 0, got {value!r}")
     return out
+
+
+def require_bool(value: object, name: str) -> None:
+    """TypeError naming ``name`` unless ``value`` is a bool (a string or 0 would otherwise
+    act by its truth value)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__}")
 
 
 def bool_mask(mask: object, name: str, target: tuple[int, ...]) -> np.ndarray:

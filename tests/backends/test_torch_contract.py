@@ -222,3 +222,24 @@ def test_structure_checked_once_values_checked_every_call() -> None:
         with pytest.raises(ValueError, match=r"^y: "):
             T.linear_head_moments(args[0], args[1][:, :2], *args[2:])
     assert len(_replay.PASSED) == 2
+
+
+@pytest.mark.parametrize("impl", [bogc_ref, T], ids=["reference", "torch"])
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "pattern"),
+    [
+        ({"check_finite": "no"}, TypeError, r"^check_finite: expected a bool, got str"),
+        ({"check_finite": 0}, TypeError, r"^check_finite: expected a bool, got int"),
+        ({"power": 10**400}, ValueError, r"^power: must be finite and > 0, got an integer"),
+        ({"mode": "fixed", "tau": 10**400}, ValueError, r"^tau: must be finite and > 0"),
+        ({"prior_weight": 10**400}, ValueError, r"^prior_weight: must be finite and > 0"),
+    ],
+)
+def test_scalar_arguments_are_checked_naming_them(
+    impl: object, kwargs: dict[str, object], exc: type[Exception], pattern: str
+) -> None:
+    """A flag that is not a bool would act by its truth value ("no" is true, so checks ran;
+    0 switched them off); an int beyond float64 raised a bare OverflowError."""
+    ones = np.ones((2, 3))
+    with pytest.raises(exc, match=pattern):
+        impl.calibrate(ones, ones, **kwargs)  # type: ignore[attr-defined]
