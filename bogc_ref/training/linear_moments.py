@@ -148,10 +148,10 @@ def linear_source_moments(
         losses = per_sample_losses()
     finally:
         recorder.remove()
-    if losses.ndim != 2 or losses.shape[0] < 2:
+    if losses.ndim != 2 or losses.shape[0] < 2 or losses.shape[1] < 1:
         raise ValueError(
             "per_sample_losses: expected a (B, M) tensor of per-sample, per-source losses with "
-            f"B >= 2, got shape {tuple(losses.shape)}"
+            f"B >= 2 and M >= 1 (the sources axis), got shape {tuple(losses.shape)}"
         )
     missing = [i for i, out in enumerate(recorder.outputs) if out is None]
     if missing:

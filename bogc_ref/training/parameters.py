@@ -87,6 +87,8 @@ def calibrated_param_grads(
     """
     named = dict(module.named_parameters())
     names = [n for n, p in named.items() if p.requires_grad] if params is None else list(params)
+    if not names:
+        raise ValueError("params: expected at least one parameter to calibrate, got none")
     for name in names:
         if name not in named:
             raise ValueError(f"params: {name!r} is not a parameter of the module")

@@ -61,6 +61,8 @@ through the torch backend (:mod:`bogc_ref.backends`).
 
 from __future__ import annotations
 
+import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -165,8 +167,12 @@ class RepresentationAggregator:
                 raise ValueError(
                     f"sources[{i}].kind: expected 'linear' or 'softmax', got {src.kind!r}"
                 )
-        if not prior_var > 0 or not noise_var > 0:
-            raise ValueError(f"prior_var, noise_var: must be > 0, got {prior_var}, {noise_var}")
+        if not 0 < prior_var < math.inf or not 0 < noise_var < math.inf:
+            raise ValueError(
+                f"prior_var, noise_var: must be finite and > 0, got {prior_var}, {noise_var}"
+            )
+        if isinstance(refresh_every, bool) or not isinstance(refresh_every, numbers.Integral):
+            raise TypeError(f"refresh_every: expected an int, got {refresh_every!r}")
         if refresh_every < 1:
             raise ValueError(f"refresh_every: must be >= 1, got {refresh_every}")
         if softmax_moments not in ("linearized", "mc"):

@@ -153,6 +153,9 @@ def test_bad_arguments_are_named() -> None:
     other = torch.nn.Linear(2, 2).double()
     with pytest.raises(ValueError, match="not called"):
         linear_source_moments([net[0], other], lambda: _sources(net(x), y))
+    for moments in ("factored", "materialise"):  # no source at all: M = 0
+        with pytest.raises(ValueError, match=r"M >= 1 \(the sources axis\), got shape \(9, 0\)"):
+            calibrated_linear_grads([net[0]], lambda: _sources(net(x), y)[:, :0], moments=moments)  # type: ignore[arg-type]
 
 
 def test_bias_cancellation_is_recomputed_exactly() -> None:

@@ -81,6 +81,8 @@ def test_unknown_parameter_is_named() -> None:
     net, x, y = _net()
     with pytest.raises(ValueError, match="'nope'"):
         calibrated_param_grads(net, module_loss_fn(net, _sources), (x, y), params=["nope"])
+    with pytest.raises(ValueError, match=r"^params: expected at least one parameter"):
+        calibrated_param_grads(net, module_loss_fn(net, _sources), (x, y), params=[])
 
 
 def test_torchjd_adapter_equals_parameter_level() -> None:

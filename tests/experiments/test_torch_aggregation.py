@@ -232,6 +232,11 @@ def test_bad_inputs_name_the_argument() -> None:
         agg.backward(h.detach(), [p["y"], p["labels"]])
     with pytest.raises(ValueError, match="kind"):
         RepresentationAggregator([Source(p["lin"], "poisson")])  # type: ignore[arg-type]
+    sources = [Source(p["lin"], "linear", slice(0, 2))]
+    with pytest.raises(TypeError, match=r"refresh_every: expected an int, got 2\.5"):
+        RepresentationAggregator(sources, refresh_every=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"prior_var, noise_var: must be finite and > 0"):
+        RepresentationAggregator(sources, prior_var=float("inf"))  # a singular posterior
 
 
 @pytest.mark.parametrize("kind", ["linear", "softmax"])
