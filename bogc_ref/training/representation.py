@@ -62,7 +62,7 @@ through the torch backend (:mod:`bogc_ref.backends`).
 from __future__ import annotations
 
 import math
-import numbers
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -171,8 +171,10 @@ class RepresentationAggregator:
             raise ValueError(
                 f"prior_var, noise_var: must be finite and > 0, got {prior_var}, {noise_var}"
             )
-        if isinstance(refresh_every, bool) or not isinstance(refresh_every, numbers.Integral):
-            raise TypeError(f"refresh_every: expected an int, got {refresh_every!r}")
+        try:
+            refresh_every = operator.index(refresh_every)  # ints of any kind, not 2.5
+        except TypeError:
+            raise TypeError(f"refresh_every: expected an int, got {refresh_every!r}") from None
         if refresh_every < 1:
             raise ValueError(f"refresh_every: must be >= 1, got {refresh_every}")
         if softmax_moments not in ("linearized", "mc"):
