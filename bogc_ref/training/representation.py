@@ -61,9 +61,10 @@ through the torch backend (:mod:`bogc_ref.backends`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -235,11 +236,12 @@ class RepresentationAggregator:
             m_mean, m_var = stage1.linear_head_moments(h_m, target, post.mean, post.cov)
             mean[:, m, cols] = m_mean
             var[:, m, cols] = m_var
-        for stack in self._softmax_stacks(dim, columns, h.device):
-            h_s, labels = stack.inputs(h, targets)
-            one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h.dtype)
-            self._update_stack(stack, h_s, one_hot, present, refresh)
-            stack.scatter(*self._stack_moments(stack, h_s, labels, one_hot), mean, var)
+        with self._heads_named_on_error():
+            for stack in self._softmax_stacks(dim, columns, h.device):
+                h_s, labels = stack.inputs(h, targets)
+                one_hot = nn.functional.one_hot(labels, stack.n_classes).to(h.dtype)
+                self._update_stack(stack, h_s, one_hot, present, refresh)
+                stack.scatter(*self._stack_moments(stack, h_s, labels, one_hot), mean, var)
         self.step += 1
         # unreached columns (mean 0, var +inf) are left as they are by the rule
         return mean, point_mass_at_zero_is_vacuous(mean, var), present
@@ -247,7 +249,8 @@ class RepresentationAggregator:
     def calibrate(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """``calibrate(mean, var, mask=mask)`` on this batch's moments: a Calibration (B, ...)."""
         mean, var, present = self.moments(h, targets, mask)
-        return training_calibrate(mean, var, mask=present, **self.calibrate_kwargs)
+        with self._heads_named_on_error():
+            return training_calibrate(mean, var, mask=present, **self.calibrate_kwargs)
 
     def backward(self, h: Tensor, targets: Sequence[Tensor], mask: Tensor | None = None) -> Any:
         """Back-propagate :math:`\\hat g_b / B` into what produced ``h``; return the Calibration."""
@@ -261,6 +264,28 @@ class RepresentationAggregator:
         return result
 
     # -- internals -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _heads_named_on_error(self) -> Iterator[None]:
+        """On a ValueError, first a ValueError naming a softmax head whose weights are not
+        finite, if one is (the fit or the moments would otherwise report an overflow of the
+        Laplace precision, or a NaN in ``mean``, arguments the caller never passed). The
+        heads are read only on that path: nothing is added to a step that succeeds."""
+        try:
+            yield
+        except ValueError:
+            for m, src in enumerate(self.sources):
+                if src.kind != "softmax":
+                    continue
+                for name, param in src.head.named_parameters():
+                    bad = ~torch.isfinite(param.detach())
+                    if bool(bad.any()):
+                        index = tuple(int(i) for i in bad.nonzero()[0])
+                        raise ValueError(
+                            f"sources[{m}].head.{name}: not finite at index {index} "
+                            f"(shape {tuple(param.shape)})"
+                        ) from None
+            raise
 
     # The posteriors and moments below run the torch backend's stage-1 code without its
     # input checks: h and the targets were checked once in ``moments``, and the posteriors

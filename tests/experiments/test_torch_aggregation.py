@@ -464,3 +464,21 @@ def test_stacked_heads_on_slices_write_the_same_moments_as_on_index_lists(
         reached[start : start + 2] = True
         assert torch.all(torch.isinf(var[:, m, ~reached]))
         assert torch.all(var[:, m, reached] < torch.inf)
+
+
+@pytest.mark.parametrize("refresh_every", [1, 10], ids=["refit", "newton-step"])
+def test_a_softmax_head_with_nan_weights_is_named(refresh_every: int) -> None:
+    """A NaN in a softmax head's weights reached the caller as an overflow of the Laplace
+    precision (refit) or as NaN in ``mean`` (Newton step): arguments never passed. The
+    error names the head's parameter and the index."""
+    p = _problem(3)
+    agg = _aggregator(p, refresh_every=refresh_every)
+    h = p["enc"](p["x"])
+    agg.backward(h, [p["y"], p["labels"]])
+    with torch.no_grad():
+        p["soft"].weight[2, 1] = float("nan")
+    h = p["enc"](p["x"])
+    with pytest.raises(
+        ValueError, match=r"^sources\[1\]\.head\.weight: not finite at index \(2, 1\)"
+    ):
+        agg.backward(h, [p["y"], p["labels"]])
