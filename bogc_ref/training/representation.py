@@ -97,7 +97,8 @@ class Source:
         head: the head, ``nn.Linear(len(reach), K)``; its weight and bias form W (K, D_m+1).
         kind: ``"linear"`` (squared error on float targets (B, K)) or ``"softmax"``
             (cross-entropy on integer labels (B,)).
-        reach: the columns of ``h`` the head reads (a slice or index list); None = all.
+        reach: the columns of ``h`` the head reads (a slice or index list, each column
+            once; ``head.in_features`` of them); None = all.
     """
 
     head: nn.Linear
