@@ -54,6 +54,8 @@ def as_tensor(
     arr = host_array(x, name)
     if arr.dtype.kind == "f" and not isinstance(x, np.ndarray | np.generic):
         arr = arr.astype(np.float64)
+    if not arr.flags.writeable:  # torch would share it, warn, and could write into it
+        arr = arr.copy()
     return torch.as_tensor(arr, device=device)
 
 

@@ -40,7 +40,7 @@ def plain_array(x: object, name: str) -> np.ndarray:
         return x
     try:
         return np.asarray(x)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RuntimeError) as exc:  # RuntimeError: a tensor with a graph
         raise TypeError(f"{name}: cannot be read as an array ({exc})") from None
 
 
@@ -238,14 +238,15 @@ def symmetric(arr: np.ndarray, name: str) -> None:
     (``scipy.linalg.issymmetric``, one call per matrix); the others are compared in
     blocks of rows, so the check never holds a temporary of more than
     :data:`CHECK_BLOCK_BYTES` (plus one boolean per entry to name the index when it fails).
-    ``arr`` must be finite (checked before).
+    ``arr`` should be finite (checked before); a backend whose structural checks run first
+    may pass non-finite entries, which give no floating-point warning here.
     """
     if arr.ndim < 2 or arr.size == 0:
         return
     stack = arr.reshape(-1, *arr.shape[-2:])
     if arr.shape[-1] >= 32 and all(issymmetric(matrix) for matrix in stack):
         return
-    with memory_named(name, arr.shape):
+    with memory_named(name, arr.shape), np.errstate(invalid="ignore", over="ignore"):
         scale = np.maximum(np.max(stack, axis=(-2, -1)), -np.min(stack, axis=(-2, -1)))
         tol = 1e3 * np.finfo(arr.dtype).eps * np.where(scale > 0, scale, 1.0)
         n = stack.shape[-1]

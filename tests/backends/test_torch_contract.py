@@ -243,3 +243,35 @@ def test_scalar_arguments_are_checked_naming_them(
     ones = np.ones((2, 3))
     with pytest.raises(exc, match=pattern):
         impl.calibrate(ones, ones, **kwargs)  # type: ignore[attr-defined]
+
+
+@pytest.mark.filterwarnings("error")
+def test_an_infinite_covariance_is_the_reference_error_without_a_warning() -> None:
+    """The structural checks compared w_cov with its transpose before its values were
+    checked: inf - inf warned (RuntimeWarning from NumPy), an exception under ``-W error``
+    in place of the reference's ValueError."""
+    rng = np.random.default_rng(1)
+    h, y, w = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), rng.normal(size=(2, 3))
+    a = rng.normal(size=(2, 3, 3))
+    cov = a @ a.transpose(0, 2, 1) / 10
+    cov[0, 0, 0] = np.inf
+    with pytest.raises(ValueError, match=r"^w_cov: infinite value at index \(0, 0, 0\)"):
+        T.linear_head_moments(*(torch.from_numpy(x) for x in (h, y, w, cov)))
+
+
+@pytest.mark.filterwarnings("error")
+def test_read_only_arrays_are_read_without_a_warning() -> None:
+    """torch.as_tensor shares a NumPy array's memory and warns when it is read-only (it
+    could be written through the tensor): the backend copies such an array instead."""
+    mean = RNG.normal(size=(2, 3))
+    mean.flags.writeable = False
+    got = T.calibrate(mean, np.ones((2, 3)))
+    np.testing.assert_allclose(got.grad.numpy(), bogc_ref.calibrate(mean, np.ones((2, 3))).grad)
+
+
+def test_the_reference_names_a_tensor_it_cannot_read() -> None:
+    """A tensor that requires grad cannot become a NumPy array: a TypeError naming the
+    argument, not torch's bare RuntimeError."""
+    mean = torch.ones(2, 3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(TypeError, match=r"^mean: cannot be read as an array"):
+        bogc_ref.calibrate(mean, np.ones((2, 3)))
