@@ -6,9 +6,9 @@ every array. The reader says how long a frame it accepts, and the length is chec
 any of the frame is read; it can also wait between reads (the harness uses this to bound a
 reply by the time limit and to notice a worker that died in the middle of one).
 
-Arrays cross in their own dtype, shape and bits: the bytes
-of a C-contiguous copy, rebuilt on the other side with :func:`numpy.frombuffer` as a
-writable, plain :class:`numpy.ndarray` (a view of the received frame).
+Arrays cross in their own dtype, shape and bits: the bytes of a C-contiguous copy, rebuilt
+on the other side with :func:`numpy.frombuffer` as a writable, plain :class:`numpy.ndarray`
+(a view of the received frame).
 
 Nothing is unpickled. The worker runs the candidate's code, which can write anything to the
 pipe; decoding JSON and numeric bytes cannot run code in the harness, and a dtype that is
