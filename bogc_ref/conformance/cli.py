@@ -397,11 +397,11 @@ def _nothing_to_check(
     """UsageError when a candidate has no check left in the tiers that run."""
     for adapter, plan in plans:
         if not any(tier.count(adapter, plan) for tier in tiers):
-            skipped = f" with {', '.join(options.skipped)} skipped" if options.skipped else ""
+            skipped = f" (--skip-tier {', '.join(options.skipped)})" if options.skipped else ""
             raise UsageError(
-                f"--skip-tier: nothing to check on {adapter.name}{skipped}: the tiers left "
-                f"({', '.join(t.name for t in tiers)}) have no check for the functions it "
-                f"provides ({', '.join(sorted(plan.provided))})"
+                f"nothing to check on {adapter.name}: the tiers that run "
+                f"({', '.join(t.name for t in tiers)}){skipped} have no check for the "
+                f"functions it provides ({', '.join(sorted(plan.provided))})"
             )
 
 
