@@ -28,7 +28,15 @@ import numpy as np
 
 from ..interface import STAGES
 from .capture import OutputLog
-from .convert import FUNCTIONS, RESULT_TYPES, OutputError, build_result, result_fields, to_numpy
+from .convert import (
+    FUNCTIONS,
+    RESULT_TYPES,
+    OutputError,
+    build_result,
+    parameter_names,
+    result_fields,
+    to_numpy,
+)
 from .errors import (
     CandidateError,
     CandidateProblem,
@@ -54,6 +62,52 @@ __all__ = [
     "close_all",
     "to_numpy",
 ]
+
+
+#: A reply may hold this many bytes per element of the outputs the call can return (8
+#: float64s: a generous margin over any legitimate dtype)...
+REPLY_BYTES_PER_ELEMENT = 64
+#: ... plus this much, for messages, tracebacks and warnings.
+REPLY_SLACK_BYTES = 16 * 1024**2
+#: Functions whose outputs are (..., B, P): a row per sample, a column per weight.
+_PER_SAMPLE = ("linear_head_moments", "softmax_head_moments", "softmax_head_moments_linearized")
+
+
+def expected_output_elements(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """How many numbers ``function`` returns at most for these inputs (an upper bound).
+
+    From the interface's shapes: per-sample moments are (B, P) twice, with P the entries
+    of ``w_mean``; ``linear_head_posterior`` a mean and K (D+1, D+1) covariances;
+    ``softmax_head_laplace`` a mean of ``w``'s size and its square covariance; everything
+    else (``calibrate``, ``evidence``, stage 3, ``empirical_moments``) at most four arrays
+    of the inputs' broadcast shape.
+    """
+    named = dict(zip(parameter_names(function), args, strict=False)) | kwargs
+    arrays = {k: v for k, v in named.items() if isinstance(v, np.ndarray)}
+    sizes = {k: int(v.size) for k, v in arrays.items()}
+
+    def last(name: str) -> int:
+        shape = arrays[name].shape if name in arrays else ()
+        return int(shape[-1]) if shape else 1
+
+    if function in _PER_SAMPLE:
+        return 2 * sizes.get("h", 0) // max(last("h"), 1) * sizes.get("w_mean", 0)
+    if function == "linear_head_posterior":
+        return sizes.get("prior_mean", 0) * (1 + last("prior_mean"))
+    if function == "softmax_head_laplace":
+        return sizes.get("w", 0) * (1 + sizes.get("w", 0))
+    try:
+        broadcast = int(np.prod(np.broadcast_shapes(*(a.shape for a in arrays.values()))))
+    except ValueError:  # shapes that do not broadcast: the candidate should refuse them
+        broadcast = 0
+    return 4 * max(broadcast, *sizes.values(), 0)
+
+
+def reply_limit(function: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
+    """The longest reply (bytes) accepted from a call: the outputs it can legitimately
+    return, :data:`REPLY_BYTES_PER_ELEMENT` bytes each, plus :data:`REPLY_SLACK_BYTES`."""
+    elements = expected_output_elements(function, args, kwargs)
+    return REPLY_BYTES_PER_ELEMENT * elements + REPLY_SLACK_BYTES
 
 
 def _label(spec: str) -> str:
@@ -209,7 +263,8 @@ class Adapter:
         worker = self._live_worker()
         message = {"op": "call", "function": function, "args": list(args), "kwargs": kwargs}
         try:
-            reply = worker.request(message, self.timeout, function)
+            limit = reply_limit(function, args, kwargs)
+            reply = worker.request(message, self.timeout, function, limit)
         except WorkerFailure as exc:
             self._lose(worker, when, exc.reason)
             raise

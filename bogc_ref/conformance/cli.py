@@ -8,12 +8,19 @@ the expected values, the comparisons and the report stay in this process.
 
 Exit code: 0 when every check ran and passed, 1 on a conformance failure (including a
 candidate that cannot survive being loaded), 2 on a usage error (with a one-line message
-on stderr, before any check runs), 130 when interrupted with Ctrl-C.
+on stderr, before any check runs), 3 when the checks ran but the ``--json`` report could
+not be written (the verdict line says ``verdict: ERROR``), 130 when interrupted with Ctrl-C.
+
+Every module of the harness a run needs is imported, and the golden vectors read, before
+the first candidate is started, so a candidate cannot change them on disk before they are
+read. Console output never fails on a candidate's text: characters the console cannot
+encode are written as backslash escapes.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import math
@@ -21,6 +28,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +37,11 @@ import numpy as np
 
 import bogc_ref
 
-from . import golden
+from . import contract, fresh, golden, laws  # noqa: F401  (imported before any candidate)
 from .adapter import FUNCTIONS, Adapter, close_all
 from .errors import LoadFailure
 from .loading import UsageError, available_backends, check_spec
+from .reaper import Reaper
 from .report import ImplementationReport, Progress, as_json, render, verdict
 from .runner import CaseResult
 from .runtime import default_memory_limit, format_bytes, parse_memory
@@ -45,6 +54,8 @@ BACKEND_CHOICES = ("numpy", "torch", "cupy", "all")
 DEFAULT_MAX_EXAMPLES = 50
 #: Exit code after a Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED = 130
+#: Exit code when the checks ran but the --json report could not be written.
+REPORT_NOT_WRITTEN = 3
 
 
 def register(subparsers: Any) -> None:
@@ -161,6 +172,14 @@ def _json_path(text: str | None) -> Path | None:
         raise UsageError(f"--json: folder {str(path.parent)!r} does not exist")
     if not os.access(path.parent, os.W_OK):
         raise UsageError(f"--json: folder {str(path.parent)!r} is not writable")
+    existed = path.exists()
+    try:  # opening it is the only test that holds for every file system and user
+        with path.open("a"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--json: cannot write {str(path)!r}: {exc.strerror or exc}") from None
+    if not existed:
+        path.unlink(missing_ok=True)
     return path
 
 
@@ -178,7 +197,7 @@ def validate(args: argparse.Namespace) -> Options:
             raise UsageError(f"--max-examples: must be >= 1, got {args.max_examples}")
     if args.properties:
         try:
-            import hypothesis  # noqa: F401
+            from . import properties, strategies  # noqa: F401  (they import hypothesis)
         except ImportError:
             raise UsageError(
                 "--properties needs the hypothesis package (pip install hypothesis)"
@@ -315,33 +334,53 @@ def _tiers(skipped: tuple[str, ...], properties: bool) -> list[Tier]:
     return [t for t in TIERS if t.name not in skipped and (properties or not t.needs_properties)]
 
 
+@contextlib.contextmanager
+def _escaping_console() -> Iterator[None]:
+    """stdout and stderr write what they cannot encode as backslash escapes (a candidate's
+    version, messages and warnings may hold any text, lone surrogates included)."""
+    previous = []
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            with contextlib.suppress(Exception):
+                errors = stream.errors
+                reconfigure(errors="backslashreplace")
+                previous.append((reconfigure, errors))
+    try:
+        yield
+    finally:
+        for reconfigure, errors in previous:
+            with contextlib.suppress(Exception):
+                reconfigure(errors=errors)
+
+
 def run_verify(args: argparse.Namespace) -> int:
     """The ``verify`` sub-command; returns the exit code."""
-    try:
-        options = validate(args)
-    except UsageError as exc:
-        return _usage(str(exc))
-    adapters: list[Adapter] = []
-    try:
-        return _verify(args, options, adapters)
-    except KeyboardInterrupt:
-        for adapter in adapters:
-            adapter.close(graceful=False)
-        sys.stderr.flush()
-        print("verdict: INTERRUPTED (stopped by Ctrl-C before every check ran; no report)")
-        return INTERRUPTED
-    finally:
-        for adapter in adapters:
-            adapter.close(graceful=False)
+    with _escaping_console():
+        try:
+            options = validate(args)
+        except UsageError as exc:
+            return _usage(str(exc))
+        adapters: list[Adapter] = []
+        # Orphans of the candidates' processes are adopted, and killed before the verdict.
+        with Reaper() as reaper:
+            try:
+                return _verify(args, options, adapters, reaper)
+            except KeyboardInterrupt:
+                for adapter in adapters:
+                    adapter.close(graceful=False)
+                reaper.sweep()
+                sys.stderr.flush()
+                print("verdict: INTERRUPTED (stopped by Ctrl-C before every check ran; no report)")
+                return INTERRUPTED
+            finally:
+                for adapter in adapters:
+                    adapter.close(graceful=False)
 
 
-def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter]) -> int:
-    try:
-        notes = _start(args, options, adapters)
-        manifest, cases = golden.stored()  # while the workers load
-        loaded, reports = _wait(args, adapters, notes)
-    except UsageError as exc:
-        return _usage(str(exc))
+def _plans(
+    loaded: list[Adapter], cases: tuple[golden.GoldenCase, ...], options: Options
+) -> list[tuple[Adapter, Plan]]:
     plans = []
     for adapter in loaded:
         provided = frozenset(f for names in adapter.stages().values() for f in names)
@@ -349,8 +388,36 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
             (c, d) for c in cases if c.function in provided for d in options.dtypes if d in c.dtypes
         ]
         plans.append((adapter, Plan(provided, todo, options.dtypes, options.max_examples)))
+    return plans
 
+
+def _nothing_to_check(
+    plans: list[tuple[Adapter, Plan]], tiers: list[Tier], options: Options
+) -> None:
+    """UsageError when a candidate has no check left in the tiers that run."""
+    for adapter, plan in plans:
+        if not any(tier.count(adapter, plan) for tier in tiers):
+            skipped = f" (--skip-tier {', '.join(options.skipped)})" if options.skipped else ""
+            raise UsageError(
+                f"nothing to check on {adapter.name}: the tiers that run "
+                f"({', '.join(t.name for t in tiers)}){skipped} have no check for the "
+                f"functions it provides ({', '.join(sorted(plan.provided))})"
+            )
+
+
+def _verify(
+    args: argparse.Namespace, options: Options, adapters: list[Adapter], reaper: Reaper
+) -> int:
     tiers = _tiers(options.skipped, args.properties)
+    try:
+        manifest, cases = golden.stored()  # before any candidate runs
+        notes = _start(args, options, adapters)
+        loaded, reports = _wait(args, adapters, notes)
+        plans = _plans(loaded, cases, options)
+        _nothing_to_check(plans, tiers, options)
+    except UsageError as exc:
+        return _usage(str(exc))
+
     total = sum(tier.count(adapter, plan) for adapter, plan in plans for tier in tiers)
     progress = Progress(total, enabled=not args.quiet)
     started = time.perf_counter()
@@ -366,6 +433,7 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
         progress.close()
     by_name = {a.name: a for a in adapters}
     close_all(adapters)
+    reaper.sweep()  # nothing the candidates started may outlive the checks
     for report in reports:
         adapter = by_name[report.name]
         report.candidate_output = adapter.output.summary()
@@ -376,19 +444,21 @@ def _verify(args: argparse.Namespace, options: Options, adapters: list[Adapter])
     elapsed = time.perf_counter() - started
 
     code = 0 if all(r.passed for r in reports) else 1
+    line = verdict(reports, options.skipped)
     if options.json_path is not None:
         document = as_json(
             reports, _settings(args, options), _extra(manifest, elapsed), options.skipped
         )
         try:
-            options.json_path.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+            # ensure_ascii: any text (lone surrogates too) is written as \u escapes
+            text = json.dumps(document, indent=1, ensure_ascii=True) + "\n"
+            options.json_path.write_text(text, encoding="ascii")
         except OSError as exc:
-            print(
-                f"bogc-ref verify: error: --json: could not write the report: {exc}",
-                file=sys.stderr,
-            )
-            code = 2
-    line = verdict(reports, options.skipped)
+            problem = f"--json: could not write the report to {str(options.json_path)!r}: {exc}"
+            print(f"bogc-ref verify: error: {problem}", file=sys.stderr)
+            checks = line.removeprefix("verdict: ")
+            line = f"verdict: ERROR (no report: {problem}; the checks alone: {checks})"
+            code = REPORT_NOT_WRITTEN
     if not args.quiet:
         print(
             f"bogc-ref verify: spec {bogc_ref.SPEC_VERSION}, suite {golden.SUITE_VERSION}, "

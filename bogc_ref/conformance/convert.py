@@ -10,13 +10,15 @@ every field of a result in the order of the reference's named tuple.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from typing import Any
 
 import numpy as np
 
 from .._results import Calibration, Moments, Opinion, Posterior
-from ..interface import STAGES
+from ..interface import STAGES, Implementation
 from .wire import NUMERIC_KINDS
 
 #: Result type of each interface function (None: a single array).
@@ -36,6 +38,15 @@ RESULT_TYPES: dict[str, Any] = {
 
 #: Every function of the interface, stage by stage.
 FUNCTIONS: tuple[str, ...] = tuple(f for stage in STAGES.values() for f in stage)
+
+
+@functools.cache
+def parameter_names(function: str) -> list[str]:
+    """The reference's parameter names of an interface function, in order."""
+    member = getattr(Implementation, function, None)
+    if member is None:
+        return []
+    return [p for p in inspect.signature(member).parameters if p != "self"]
 
 
 class OutputError(TypeError):

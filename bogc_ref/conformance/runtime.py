@@ -8,13 +8,17 @@ closed and standard output and error redirected to capture files (see
 :mod:`~bogc_ref.conformance.capture`); it inherits no other file descriptor than its two
 pipe ends.
 
-Each request waits for the reply while watching three things: the reply itself, the time
-limit, and the worker's resident memory (read from ``/proc/PID/statm`` every
-:data:`POLL_SECONDS`; Linux only). A worker past either limit is killed with SIGKILL (its
-whole process group), which also stops a C call that holds the GIL; a worker that dies is
-reported with its exit status or signal and the last lines it wrote to stderr. Either way
-the call raises :class:`~bogc_ref.conformance.errors.WorkerFailure` and the worker is not
-used again.
+Each request waits for the whole reply, polling the pipe every :data:`POLL_SECONDS`, and
+between polls watches three things: the time limit (for the whole reply, not its first
+byte), the worker's resident memory (read from ``/proc/PID/statm``; Linux only) and the
+worker process itself (a worker that has exited is reported as such even when a process it
+started still holds the pipe open). A reply whose announced length is over what the call
+can legitimately return (``reply_limit``, from the sizes of the outputs expected) is
+refused before it is read. A worker past a limit is killed with SIGKILL (its process group
+and every descendant, see :mod:`~bogc_ref.conformance.reaper`), which also stops a C call
+that holds the GIL; a worker that dies is reported with its exit status or signal and the
+last lines it wrote to stderr. Either way the call raises
+:class:`~bogc_ref.conformance.errors.WorkerFailure` and the worker is not used again.
 
 On Linux a worker asks to be killed when the thread that started it ends
 (``PR_SET_PDEATHSIG``), so a harness killed from outside leaves no worker behind; start
@@ -28,16 +32,16 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
 import weakref
-from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
-from . import wire
+from . import reaper, wire
 from .capture import OutputLog
 from .errors import CaseTimeout, LoadFailure, WorkerFailure
 
@@ -49,6 +53,8 @@ EXIT_GRACE_SECONDS = 5.0
 DEFAULT_MEMORY_FRACTION = 0.5
 #: Requests smaller than this are written without a helper thread (a pipe holds 64 KiB).
 INLINE_SEND_BYTES = 32 * 1024
+#: The longest reply accepted while loading (it holds no arrays).
+LOAD_REPLY_BYTES = 16 * 1024**2
 
 __all__ = ["CaseTimeout", "WorkerProcess", "default_memory_limit", "parse_memory"]
 
@@ -172,8 +178,10 @@ class WorkerProcess:
                 os.close(fd)
             stdout.close()
             stderr.close()
-        self._send_conn = Connection(to_worker_w, readable=False)
-        self._recv_conn = Connection(from_worker_r, writable=False)
+        self._to_worker = to_worker_w
+        self._from_worker = from_worker_r
+        self._poll = select.poll()
+        self._poll.register(from_worker_r, select.POLLIN)
         self.dead = False
         _LIVE.add(self)
         weakref.finalize(self, _kill_group, self.process)
@@ -199,7 +207,7 @@ class WorkerProcess:
 
     def _send(self, message: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):  # a dead worker: its death is reported by the reply
-            wire.send(self._send_conn, message)
+            wire.send(self._to_worker, message)
 
     def wait_loaded(self, timeout: float | None) -> dict[str, Any]:
         """The worker's ``loaded`` (or ``usage``, ``load_failed``) reply.
@@ -208,48 +216,88 @@ class WorkerProcess:
         while loading the candidate.
         """
         try:
-            return self._reply(timeout, "while loading the candidate", LoadFailure)
+            return self._reply(
+                timeout, LOAD_REPLY_BYTES, "while loading the candidate", LoadFailure
+            )
         except LoadFailure:
             raise
         except WorkerFailure as exc:  # a timeout while loading
             raise LoadFailure(exc.reason) from exc
 
-    def request(self, message: dict[str, Any], timeout: float | None, what: str) -> Any:
-        """Send ``message`` and return the reply, under the time and memory limits."""
+    def request(
+        self, message: dict[str, Any], timeout: float | None, what: str, reply_limit: int
+    ) -> Any:
+        """Send ``message`` and return the reply, under the time and memory limits and a
+        reply of at most ``reply_limit`` bytes."""
         if self.dead:
             raise WorkerFailure("the worker process is gone")
         self._post(message)
-        return self._reply(timeout, f"during {what}", WorkerFailure)
+        return self._reply(timeout, reply_limit, f"during {what}", WorkerFailure)
 
-    def _reply(self, timeout: float | None, during: str, failure: type[WorkerFailure]) -> Any:
-        start = time.monotonic()
-        while True:
-            waited = time.monotonic() - start
-            if timeout is not None and waited >= timeout:
-                self.kill()
-                if failure is LoadFailure:
-                    raise LoadFailure(
-                        f"no answer after {timeout:g} s {during}; the worker process was killed"
-                    )
-                raise CaseTimeout(
-                    f"no result after {timeout:g} s (--case-timeout); the worker process was "
-                    "killed and is replaced for the next case"
-                )
-            step = POLL_SECONDS if self.memory_limit is not None else 1.0
-            if timeout is not None:
-                step = min(step, max(timeout - waited, 0.0))
-            if self._recv_conn.poll(step):
-                break
-            self._check_memory(during, failure)
+    def _reply(
+        self, timeout: float | None, limit: int, during: str, failure: type[WorkerFailure]
+    ) -> Any:
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def wait() -> None:
+            self._wait_readable(deadline, timeout, during, failure)
+
         try:
-            return wire.receive(self._recv_conn)
+            return wire.receive(self._from_worker, limit=limit, wait=wait)
         except (EOFError, OSError):
             raise failure(self._death(during)) from None
+        except wire.FrameTooLarge as exc:
+            self.kill()
+            raise failure(
+                f"the worker process announced a reply of {format_bytes(exc.size)} {during}, "
+                f"more than the {format_bytes(exc.limit)} this call can return (the size of "
+                "the outputs expected, with a margin); it was killed before the reply was read"
+            ) from None
         except wire.WireError as exc:
             self.kill()
             raise failure(
                 f"the worker process broke the message protocol {during} ({exc}); it was killed"
             ) from None
+
+    def _readable(self, seconds: float) -> bool:
+        return bool(self._poll.poll(max(0, int(seconds * 1000))))
+
+    def _wait_readable(
+        self,
+        deadline: float | None,
+        timeout: float | None,
+        during: str,
+        failure: type[WorkerFailure],
+    ) -> None:
+        """Return when the reply pipe has bytes (or is closed); raise past the time or
+        memory limit, or when the worker process has exited. The deadline is checked first,
+        so a reply that trickles in cannot outlast it."""
+        while True:
+            step = POLL_SECONDS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._timed_out(timeout, during, failure)
+                step = min(step, left)
+            if self._readable(step):
+                return
+            self._check_memory(during, failure)
+            # Exited, yet the pipe stays open: a process it started holds the write end.
+            if self.process.poll() is not None and not self._readable(0):
+                raise failure(self._death(during))
+
+    def _timed_out(
+        self, timeout: float | None, during: str, failure: type[WorkerFailure]
+    ) -> NoReturn:
+        self.kill()
+        if failure is LoadFailure:
+            raise LoadFailure(
+                f"no answer after {timeout:g} s {during}; the worker process was killed"
+            )
+        raise CaseTimeout(
+            f"no result after {timeout:g} s (--case-timeout); the worker process was "
+            "killed and is replaced for the next case"
+        )
 
     def _check_memory(self, during: str, failure: type[WorkerFailure]) -> None:
         if self.memory_limit is None:
@@ -281,10 +329,18 @@ class WorkerProcess:
 
     # -- ending -----------------------------------------------------------------------------
     def kill(self) -> None:
-        """SIGKILL the worker's process group and reap it."""
+        """SIGKILL the worker, its process group and its descendants, and reap it.
+
+        While a :class:`~bogc_ref.conformance.reaper.Reaper` is active, the processes the
+        worker's tree left behind (re-parented to this process) are killed too, sparing the
+        other live workers.
+        """
         self.dead = True
         _kill_group(self.process)
         self._close_pipes()
+        sweeper = reaper.active()
+        if sweeper is not None:
+            sweeper.sweep(spare=_live_pids())
 
     def stop(self) -> str:
         """Ask the worker to exit, kill it after :data:`EXIT_GRACE_SECONDS`; a note or ""."""
@@ -303,13 +359,20 @@ class WorkerProcess:
         return note
 
     def _close_pipes(self) -> None:
-        for conn in (self._send_conn, self._recv_conn):
-            with contextlib.suppress(OSError):
-                conn.close()
+        fds, self._to_worker, self._from_worker = (self._to_worker, self._from_worker), -1, -1
+        for fd in fds:
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+def _live_pids() -> set[int]:
+    return {w.process.pid for w in list(_LIVE) if not w.dead and w.process.returncode is None}
 
 
 def _kill_group(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
+        reaper.kill_descendants(process.pid)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(ProcessLookupError):

@@ -1,10 +1,14 @@
 """Messages between the harness and a candidate's worker process: JSON plus raw array bytes.
 
-A message is one frame over a :class:`multiprocessing.connection.Connection` on a pipe:
-the length of a JSON header, the header (the structure, with each array's dtype and shape),
-then the bytes of every array. Arrays cross in their own dtype, shape and bits: the bytes
-of a C-contiguous copy, rebuilt on the other side with :func:`numpy.frombuffer` as a
-writable, plain :class:`numpy.ndarray` (a view of the received frame).
+A message is one frame on a pipe, preceded by its length (8 bytes): the length of a JSON
+header, the header (the structure, with each array's dtype and shape), then the bytes of
+every array. The reader says how long a frame it accepts, and the length is checked before
+any of the frame is read; it can also wait between reads (the harness uses this to bound a
+reply by the time limit and to notice a worker that died in the middle of one).
+
+Arrays cross in their own dtype, shape and bits: the bytes of a C-contiguous copy, rebuilt
+on the other side with :func:`numpy.frombuffer` as a writable, plain :class:`numpy.ndarray`
+(a view of the received frame).
 
 Nothing is unpickled. The worker runs the candidate's code, which can write anything to the
 pipe; decoding JSON and numeric bytes cannot run code in the harness, and a dtype that is
@@ -22,13 +26,18 @@ candidate as they are); the harness refuses it, so only plain arrays reach a com
 from __future__ import annotations
 
 import json
+import os
 import struct
-from multiprocessing.connection import Connection
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 _LENGTH = struct.Struct("<Q")
+#: The length of a whole frame, written before it.
+_FRAME_LENGTH = struct.Struct("<Q")
+#: Bytes written or read by one system call at most.
+CHUNK = 1 << 20
 #: Arrays start at multiples of this many bytes within a frame (so they are aligned).
 ALIGN = 64
 
@@ -38,6 +47,15 @@ NUMERIC_KINDS = frozenset("biufc")
 
 class WireError(ValueError):
     """A message that does not follow the protocol (bad JSON, bad dtype, missing bytes)."""
+
+
+class FrameTooLarge(WireError):
+    """A frame whose announced length is over what the reader accepts (nothing was read)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a message of {size} bytes, over the limit of {limit}")
+        self.size = size
+        self.limit = limit
 
 
 def plain_array(value: np.ndarray) -> np.ndarray:
@@ -131,15 +149,51 @@ def decode(frame: bytearray, *, masked: bool = False) -> Any:
     return _decode(body, raw, masked)
 
 
-def send(conn: Connection, message: Any) -> None:
-    """Send ``message`` (see the module docstring for what it may hold) as one frame."""
-    conn.send_bytes(encode(message))
+def send(fd: int, message: Any) -> None:
+    """Write ``message`` (see the module docstring for what it may hold) to the file
+    descriptor ``fd`` as one frame, after its length."""
+    frame = encode(message)
+    view = memoryview(frame)
+    os.write(fd, _FRAME_LENGTH.pack(len(frame)))  # 8 bytes: never a partial write
+    while view:
+        view = view[os.write(fd, view[:CHUNK]) :]
 
 
-def receive(conn: Connection, *, masked: bool = False) -> Any:
-    """Receive one message; arrays come back as fresh writable plain ndarrays (masked arrays
-    too where ``masked``, see :func:`decode`)."""
-    return decode(bytearray(conn.recv_bytes()), masked=masked)
+def _no_wait() -> None:
+    return None
+
+
+def read_exactly(fd: int, n: int, wait: Callable[[], None] = _no_wait) -> bytearray:
+    """``n`` bytes from ``fd``, calling ``wait()`` before each read (EOFError at the end)."""
+    buffer = bytearray(n)
+    view, got = memoryview(buffer), 0
+    while got < n:
+        wait()
+        count = os.readv(fd, [view[got : got + CHUNK]])
+        if count == 0:
+            raise EOFError(f"the pipe closed after {got} of {n} bytes")
+        got += count
+    return buffer
+
+
+def receive(
+    fd: int,
+    *,
+    masked: bool = False,
+    limit: int | None = None,
+    wait: Callable[[], None] = _no_wait,
+) -> Any:
+    """Read one message from ``fd``; arrays come back as fresh writable plain ndarrays
+    (masked arrays too where ``masked``, see :func:`decode`).
+
+    ``limit``: the longest frame accepted (bytes); a longer one raises
+    :class:`FrameTooLarge` before any of it is read. ``wait()`` is called before each read
+    (it may raise to abandon the message). EOFError when the pipe closes first.
+    """
+    (size,) = _FRAME_LENGTH.unpack(read_exactly(fd, _FRAME_LENGTH.size, wait))
+    if limit is not None and size > limit:
+        raise FrameTooLarge(size, limit)
+    return decode(read_exactly(fd, size, wait), masked=masked)
 
 
 def _decode(value: Any, raw: list[memoryview], masked: bool) -> Any:

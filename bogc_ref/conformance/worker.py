@@ -1,6 +1,6 @@
 """The candidate's own process: load it, then answer call requests until told to stop.
 
-Started by :mod:`bogc_ref.conformance.runtime` (:func:`main` with the pipe's READ_FD and
+Started by :mod:`bogc_ref.conformance.runtime` (:func:`main` with the pipes' READ_FD and
 WRITE_FD) with its standard output and error redirected to files, so everything
 the candidate prints (from Python, from C, at exit) is captured apart from the report.
 The harness sends requests and reads replies with :mod:`~bogc_ref.conformance.wire`.
@@ -15,7 +15,10 @@ sent back, not printed), and replies with one of:
   call, or an output cannot be read as a numeric array.
 
 Nothing here decides whether a result is right: the reference, the expected values and
-the comparison live only in the harness's process.
+the comparison live only in the harness's process. The contract checks above can only be
+made here, in the candidate's own process: they are bound (:class:`Checks`) before the
+candidate is imported, so replacing this module's functions does not switch them off, but
+code written to subvert them in its own process still could (see docs/verify.md).
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import faulthandler
-import functools
-import inspect
 import os
 import signal
 import sys
@@ -32,18 +33,18 @@ import traceback
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from multiprocessing.connection import Connection
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..interface import Implementation
 from . import wire
 from .convert import (
     FUNCTIONS,
     OutputError,
     host_view,
     implementation_version,
+    parameter_names,
     result_values,
     to_numpy,
 )
@@ -85,16 +86,8 @@ def describe_raised(exc: BaseException) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _parameter_names(function: str) -> list[str]:
-    member = getattr(Implementation, function, None)
-    if member is None:
-        return []
-    return [p for p in inspect.signature(member).parameters if p != "self"]
-
-
 def _inputs(function: str, args: list[Any], kwargs: dict[str, Any]) -> list[tuple[str, np.ndarray]]:
-    names = _parameter_names(function)
+    names = parameter_names(function)
     named = [
         (f"{names[i]} (argument {i + 1})" if i < len(names) else f"argument {i + 1}", a)
         for i, a in enumerate(args)
@@ -155,11 +148,28 @@ def _warning_counts(records: list[warnings.WarningMessage]) -> list[dict[str, An
     ]
 
 
-class Worker:
-    """One loaded candidate and the calls made on it."""
+@dataclass(frozen=True)
+class Checks:
+    """The functions that check and read a call's outputs, bound when this is created.
 
-    def __init__(self, impl: object) -> None:
+    :func:`serve` creates it before the candidate is imported, so a candidate that replaces
+    ``worker.contract_problems`` (or ``result_values``, ``to_numpy``) does not change what
+    its calls are checked with.
+    """
+
+    problems: Callable[
+        [list[tuple[str, np.ndarray]], list[np.ndarray], list[tuple[str, object]]], list[str]
+    ] = contract_problems
+    outputs: Callable[[str, object], list[tuple[str, object]]] = result_values
+    to_numpy: Callable[[object, str], np.ndarray] = to_numpy
+
+
+class Worker:
+    """One loaded candidate and the calls made on it (checked with ``checks``)."""
+
+    def __init__(self, impl: object, checks: Checks) -> None:
         self.impl = impl
+        self.checks = checks
         converter = getattr(impl, "from_numpy", None)
         self.from_numpy: Callable[[np.ndarray], object] | None = (
             converter if callable(converter) else None
@@ -214,11 +224,11 @@ class Worker:
         except BaseException as exc:  # KeyboardInterrupt and SystemExit too: a case failure
             return describe_raised(exc)
         try:
-            outputs = result_values(function, result)
-            problems = contract_problems(inputs, snapshots, outputs)
+            outputs = self.checks.outputs(function, result)
+            problems = self.checks.problems(inputs, snapshots, outputs)
             if problems:
                 return {"kind": "violation", "message": "; ".join(problems)}
-            arrays = [to_numpy(value, label) for label, value in outputs]
+            arrays = [self.checks.to_numpy(value, label) for label, value in outputs]
         except OutputError as exc:
             return {"kind": "violation", "message": _safe_str(exc)}
         except BaseException as exc:
@@ -246,11 +256,12 @@ def _libc_fflush() -> Callable[[Any], int] | None:
     return fflush
 
 
-def serve(conn_in: Connection, conn_out: Connection) -> None:
+def serve(read_fd: int, write_fd: int) -> None:
     """Load the candidate named by the first request, then answer calls until ``exit``."""
-    request = wire.receive(conn_in, masked=True)
+    checks = Checks()  # before the candidate is imported
+    request = wire.receive(read_fd, masked=True)
     try:
-        worker = Worker(load_candidate(str(request["spec"])))
+        worker = Worker(load_candidate(str(request["spec"])), checks)
         reply = worker.describe()
     except UsageError as exc:
         reply = {"kind": "usage", "message": str(exc)}
@@ -258,12 +269,12 @@ def serve(conn_in: Connection, conn_out: Connection) -> None:
         reply = {"kind": "load_failed", "raised": describe_raised(exc)}
     fflush = _libc_fflush()
     _flush_all(fflush)
-    wire.send(conn_out, reply)
+    wire.send(write_fd, reply)
     if reply["kind"] != "loaded":
         return
     while True:
         try:
-            request = wire.receive(conn_in, masked=True)
+            request = wire.receive(read_fd, masked=True)
         except (EOFError, OSError):
             return
         if request.get("op") != "call":
@@ -271,9 +282,9 @@ def serve(conn_in: Connection, conn_out: Connection) -> None:
         reply = worker.call(str(request["function"]), request["args"], request["kwargs"])
         _flush_all(fflush)
         try:
-            wire.send(conn_out, reply)
+            wire.send(write_fd, reply)
         except wire.WireError as exc:
-            wire.send(conn_out, {"kind": "violation", "message": _safe_str(exc)})
+            wire.send(write_fd, {"kind": "violation", "message": _safe_str(exc)})
 
 
 def _die_with(parent: int) -> None:
@@ -292,7 +303,5 @@ def main(argv: list[str] | None = None) -> None:
     read_fd, write_fd, parent = (int(a) for a in (argv if argv is not None else sys.argv[1:]))
     _die_with(parent)
     faulthandler.enable()  # a crash leaves its Python traceback in the captured stderr
-    conn_in = Connection(read_fd, writable=False)
-    conn_out = Connection(write_fd, readable=False)
-    serve(conn_in, conn_out)
+    serve(read_fd, write_fd)
     _flush_all(None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -12,12 +13,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bogc_ref.conformance import wire
+import bogc_ref
+from bogc_ref.conformance import golden, wire
 from bogc_ref.conformance.adapter import (
     Adapter,
     CandidateError,
     ContractViolation,
     WorkerFailure,
+    expected_output_elements,
 )
 from bogc_ref.conformance.errors import CaseTimeout
 from bogc_ref.conformance.loading import open_candidate
@@ -88,6 +91,42 @@ def test_truncated_or_padded_frames_are_refused() -> None:
         wire.decode(frame[:-1])
     with pytest.raises(wire.WireError):
         wire.decode(frame + b"\0")
+
+
+def test_a_frame_crosses_a_pipe_and_one_over_the_limit_is_refused_unread() -> None:
+    read_fd, write_fd = os.pipe()
+    try:
+        wire.send(write_fd, {"x": np.arange(100.0)})
+        back = wire.receive(read_fd, limit=10_000)
+        assert np.array_equal(back["x"], np.arange(100.0))
+        wire.send(write_fd, {"x": np.arange(100.0)})
+        with pytest.raises(wire.FrameTooLarge) as refused:
+            wire.receive(read_fd, limit=100)
+        assert refused.value.size > 800 and refused.value.limit == 100
+        os.close(write_fd)
+        write_fd = -1
+        body = wire.read_exactly(read_fd, refused.value.size)  # still in the pipe: unread
+        assert np.array_equal(wire.decode(body)["x"], np.arange(100.0))
+    finally:
+        for fd in (read_fd, write_fd):
+            if fd >= 0:
+                os.close(fd)
+
+
+def test_the_reply_limit_bounds_every_reference_output_on_every_case() -> None:
+    from bogc_ref.conformance.fresh import fresh_cases
+
+    checked = 0
+    for case in (*golden.stored()[1], *fresh_cases()):
+        for dtype in case.dtypes:
+            args, kwargs = case.call_args(dtype)
+            result = getattr(bogc_ref, case.function)(*args, **kwargs)
+            values = result if isinstance(result, tuple) else (result,)
+            returned = sum(int(np.size(v)) for v in values)
+            bound = expected_output_elements(case.function, tuple(args), kwargs)
+            assert returned <= bound, (case.name, dtype, returned, bound)
+            checked += 1
+    assert checked > 50
 
 
 class Hostile(np.ndarray):
