@@ -384,7 +384,7 @@ def fresh_specs(seed: int = FRESH_SEED) -> list[CaseSpec]:
 @cache
 def fresh_cases(seed: int = FRESH_SEED) -> tuple[GoldenCase, ...]:
     """The fresh cases of ``seed`` with the reference's float64 outputs (computed once)."""
-    return tuple(replace(compute(spec), tier="fresh") for spec in fresh_specs(seed))
+    return tuple(replace(compute(spec), tier="fresh", seed=seed) for spec in fresh_specs(seed))
 
 
 def fresh_case(name: str, seed: int = FRESH_SEED) -> GoldenCase:
