@@ -81,7 +81,7 @@ def _overflowing(rng: Rng, var: np.ndarray, exponent: tuple[float, float]) -> No
     m, d = var.shape[-2:]
     if m < 2:
         return
-    dims = rng.random(d) < 0.35
+    dims = np.asarray(rng.random(d) < 0.35)
     dims[int(rng.integers(0, d))] = True
     for source in rng.choice(m, size=2, replace=False):
         values = 10.0 ** rng.uniform(*exponent, size=(*var.shape[:-2], d))
@@ -139,6 +139,7 @@ def _calibrate(seed: int, i: int) -> CaseSpec:
     name = f"fresh_calibrate_{i}"
     rng = _rng(seed, name)
     features = CALIBRATE_FEATURES[i % len(CALIBRATE_FEATURES)]
+    shape: tuple[int, ...]
     if "wide" in features:
         shape = (int(rng.integers(2, 4)), int(rng.integers(4097, 4400)))
     else:

@@ -16,7 +16,7 @@ import bogc_ref
 
 pytest.importorskip("torch", reason="PyTorch is not installed")
 
-from bogc_ref.backends import get_backend  # noqa: E402
+from bogc_ref.backends import get_backend
 
 pytestmark = pytest.mark.skipif(not TORCH, reason="PyTorch is not installed")
 

@@ -62,8 +62,8 @@ def test_every_seed_draws_every_region(seed: int) -> None:
         for s in specs.values():
             if s.function in ("calibrate", "evidence") and dtype in s.dtypes:
                 keys = ("mask", "mode", "tau", "power")
-                kwargs = {k: s.inputs.get(k, s.kwargs.get(k)) for k in keys}
-                kwargs = {k: v for k, v in kwargs.items() if v is not None}
+                found = {k: s.inputs.get(k, s.kwargs.get(k)) for k in keys}
+                kwargs: dict[str, Any] = {k: v for k, v in found.items() if v is not None}
                 e = bogc_ref.evidence(s.inputs["var"].astype(dtype), **kwargs)
                 saturated |= bool((e == np.finfo(dtype).max).any())
         assert saturated, dtype
