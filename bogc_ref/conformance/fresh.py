@@ -1,19 +1,24 @@
-"""The fresh tier: every interface function on inputs generated now, from a fixed seed.
+"""The fresh tier: every interface function on inputs generated now, from the run's seed.
 
 Golden vectors pin the reference at fixed points, and fixed points can be recognised: an
 implementation that returns the reference's answers only for the golden inputs (found by
 hashing them) passes every golden case. The fresh tier draws new inputs for every
-function of the interface from :data:`FRESH_SEED` (``numpy.random.default_rng``),
-computes the reference's answers on them in this process, and compares the candidate's
-exactly like a golden case (same tolerance policy, same reproduction). The draws are
-deterministic, so the verdict is too; they come from platform math (``10 ** u``), whose
-last bits may differ between machines, which is harmless here because the reference runs
-on the very same inputs.
+function of the interface from a seed (``numpy.random.default_rng``), computes the
+reference's answers on them in this process, and compares the candidate's exactly like a
+golden case (same tolerance policy, same reproduction). ``bogc-ref verify`` draws the seed
+at random for each run (``--fresh-seed N`` fixes it, and every report and reproduction
+names it), so a public seed cannot be hashed either; :data:`FRESH_SEED` is the default
+of the functions here, the seed of the project's own tests. For one seed the draws are
+deterministic; they come from platform math (``10 ** u``), whose last bits may differ
+between machines, which is harmless because the reference runs on the very same inputs.
 
-Coverage per function: several shapes and keyword settings, dogmatic and vacuous
-entries, masks, extreme magnitudes; concentrated head posteriors (covariances scaled by
-1e-3..1e-6) and near-singular ones; Laplace fits of saturated softmax heads (|h| of 1e4 to
-1e8); mass functions on frames of 1 to 5 elements.
+Coverage per function, whatever the seed: several shapes (1 to 9 sources, 0 to 3 leading
+axes) and keyword settings, dogmatic and vacuous entries, masks, extreme magnitudes; for
+calibrate and evidence subnormal variances and evidence beyond the dtype's largest value,
+and for calibrate M >= 7, three leading axes, D above 4096, check_finite=False and
+inputs that are not C-contiguous (:data:`CALIBRATE_FEATURES`); concentrated head
+posteriors (covariances scaled by 1e-3..1e-6) and near-singular ones; Laplace fits of
+saturated softmax heads (|h| of 1e4 to 1e8); mass functions on frames of 1 to 5 elements.
 """
 
 from __future__ import annotations
