@@ -18,6 +18,7 @@ def evidence(var: Any, **kwargs: Any) -> Any:
 
 
 def calibrate(mean: Any, var: Any, **kwargs: Any) -> Any:
+    bogc_ref.calibrate(mean, var, **kwargs)  # the reference's checks and errors first
     keys = ("mask", "mode", "tau", "power")
     e = bogc_ref.evidence(var, **{k: kwargs[k] for k in keys if k in kwargs})
     v = np.asarray(var)
