@@ -132,7 +132,16 @@ def ratios(
     for v in informative[1:]:
         v_min = torch.minimum(v_min, v)
     v_min = torch.where(v_min < math.inf, v_min, ref_var)
-    return Ratios(informative, dogmatic, [v_min / v for v in informative], ref_var / v_min)
+    return Ratios(informative, dogmatic, [v_min / v for v in informative], divide(ref_var, v_min))
+
+
+def divide(numerator: torch.Tensor | float, denominator: torch.Tensor) -> torch.Tensor:
+    """``numerator / denominator`` by a true division, also for a Python number over a tensor,
+    which torch evaluates as ``numerator * (1 / denominator)``: that reciprocal overflows to
+    +inf for a subnormal denominator (1 / 1e-39 in float32) whose quotient is finite."""
+    if not isinstance(numerator, torch.Tensor):
+        numerator = torch.tensor(numerator, dtype=denominator.dtype, device=denominator.device)
+    return numerator / denominator
 
 
 def fuse_ratios(r: Ratios, weight: float, want_weights: bool) -> Fused:
@@ -152,7 +161,7 @@ def fuse_ratios(r: Ratios, weight: float, want_weights: bool) -> Fused:
     :func:`fuse`; ``weights`` are :math:`r_m / \sum_n r_n`.
     """
     total = _sum(r.ratio)
-    x = weight / r.scale  # W is a normal number of the dtype (see linear_evidence)
+    x = divide(weight, r.scale)  # W is a normal number of the dtype (see linear_evidence)
     inv_den = 1.0 / (x + total)
     belief = [term * inv_den for term in r.ratio]
     uncertainty = torch.where(x < math.inf, x * inv_den, 1.0)
@@ -170,7 +179,7 @@ def ratio_evidence(
     """
     big = torch.finfo(out_dtype).max
     return [
-        torch.where(d, math.inf, (ref_var / v).clamp(max=big)).to(out_dtype)
+        torch.where(d, math.inf, divide(ref_var, v).clamp(max=big)).to(out_dtype)
         for v, d in zip(r.var, r.dogmatic, strict=True)
     ]
 

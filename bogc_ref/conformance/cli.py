@@ -26,6 +26,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -56,6 +57,8 @@ DEFAULT_MAX_EXAMPLES = 50
 INTERRUPTED = 130
 #: Exit code when the checks ran but the --json report could not be written.
 REPORT_NOT_WRITTEN = 3
+#: --fresh-seed takes 0 <= N < this; the default is drawn at random from that range.
+FRESH_SEED_LIMIT = 2**32
 
 
 def register(subparsers: Any) -> None:
@@ -126,6 +129,15 @@ def register(subparsers: Any) -> None:
         help=f"leave a tier of checks out of the run and the verdict ({', '.join(TIER_NAMES)}); "
         "repeatable",
     )
+    verify.add_argument(
+        "--fresh-seed",
+        type=int,
+        metavar="N",
+        help=(
+            "seed of the fresh tier's inputs and of the Monte Carlo sampler's seeds, 0 <= N < "
+            "2**32 (default: a new random seed each run, printed in the report)"
+        ),
+    )
     verify.add_argument("--json", metavar="REPORT.json", help="also write a JSON report")
     verify.add_argument("--quiet", action="store_true", help="print only the verdict")
     verify.set_defaults(func=run_verify)
@@ -159,6 +171,7 @@ class Options:
     max_examples: int
     json_path: Path | None
     skipped: tuple[str, ...]
+    fresh_seed: int
 
 
 def _json_path(text: str | None) -> Path | None:
@@ -211,6 +224,10 @@ def validate(args: argparse.Namespace) -> Options:
         memory = parse_memory(args.memory_limit)
     except ValueError as exc:
         raise UsageError(f"--memory-limit: {exc}") from None
+    if args.fresh_seed is not None and not 0 <= args.fresh_seed < FRESH_SEED_LIMIT:
+        raise UsageError(
+            f"--fresh-seed: must be in 0..{FRESH_SEED_LIMIT - 1}, got {args.fresh_seed}"
+        )
     skipped = tuple(dict.fromkeys(args.skip_tier))
     running = [t.name for t in _tiers(skipped, args.properties)]
     if not running:
@@ -224,6 +241,9 @@ def validate(args: argparse.Namespace) -> Options:
         max_examples=args.max_examples or DEFAULT_MAX_EXAMPLES,
         json_path=_json_path(args.json),
         skipped=skipped,
+        fresh_seed=(
+            secrets.randbelow(FRESH_SEED_LIMIT) if args.fresh_seed is None else args.fresh_seed
+        ),
     )
 
 
@@ -387,7 +407,8 @@ def _plans(
         todo = [
             (c, d) for c in cases if c.function in provided for d in options.dtypes if d in c.dtypes
         ]
-        plans.append((adapter, Plan(provided, todo, options.dtypes, options.max_examples)))
+        plan = Plan(provided, todo, options.dtypes, options.max_examples, options.fresh_seed)
+        plans.append((adapter, plan))
     return plans
 
 
@@ -462,7 +483,8 @@ def _verify(
     if not args.quiet:
         print(
             f"bogc-ref verify: spec {bogc_ref.SPEC_VERSION}, suite {golden.SUITE_VERSION}, "
-            f"dtypes {', '.join(options.dtypes)}, {elapsed:.1f} s; each candidate in its own "
+            f"dtypes {', '.join(options.dtypes)}, fresh seed {options.fresh_seed} (--fresh-seed "
+            f"{options.fresh_seed} repeats this run), {elapsed:.1f} s; each candidate in its own "
             f"process (case timeout {_limit(options.timeout, 's')}, memory limit "
             f"{_limit(options.memory_limit, 'bytes')})"
         )
@@ -499,6 +521,7 @@ def _settings(args: argparse.Namespace, options: Options) -> dict[str, Any]:
         "memory_limit_bytes": options.memory_limit,
         "default_memory_limit_bytes": default_memory_limit(),
         "skipped_tiers": list(options.skipped),
+        "fresh_seed": options.fresh_seed,
     }
 
 

@@ -82,7 +82,7 @@ def compare_array(
         diff = np.where(both, np.abs(c - r), 0.0)
     bound = atol_arr + rtol * np.abs(np.where(both, r, 0.0))
     scale = np.abs(np.where(both, r, 0.0)) + atol_arr / rtol
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         ratio_arr = np.where(diff > 0, diff / bound, 0.0)
         rel_arr = np.where(diff > 0, diff / scale, 0.0)
     abs_err = float(diff.max()) if diff.size else 0.0

@@ -1,19 +1,24 @@
-"""The fresh tier: every interface function on inputs generated now, from a fixed seed.
+"""The fresh tier: every interface function on inputs generated now, from the run's seed.
 
 Golden vectors pin the reference at fixed points, and fixed points can be recognised: an
 implementation that returns the reference's answers only for the golden inputs (found by
 hashing them) passes every golden case. The fresh tier draws new inputs for every
-function of the interface from :data:`FRESH_SEED` (``numpy.random.default_rng``),
-computes the reference's answers on them in this process, and compares the candidate's
-exactly like a golden case (same tolerance policy, same reproduction). The draws are
-deterministic, so the verdict is too; they come from platform math (``10 ** u``), whose
-last bits may differ between machines, which is harmless here because the reference runs
-on the very same inputs.
+function of the interface from a seed (``numpy.random.default_rng``), computes the
+reference's answers on them in this process, and compares the candidate's exactly like a
+golden case (same tolerance policy, same reproduction). ``bogc-ref verify`` draws the seed
+at random for each run (``--fresh-seed N`` fixes it, and every report and reproduction
+names it), so a public seed cannot be hashed either; :data:`FRESH_SEED` is the default
+of the functions here, the seed of the project's own tests. For one seed the draws are
+deterministic; they come from platform math (``10 ** u``), whose last bits may differ
+between machines, which is harmless because the reference runs on the very same inputs.
 
-Coverage per function: several shapes and keyword settings, dogmatic and vacuous
-entries, masks, extreme magnitudes; concentrated head posteriors (covariances scaled by
-1e-3..1e-6) and near-singular ones; Laplace fits of saturated softmax heads (|h| of 1e4 to
-1e8); mass functions on frames of 1 to 5 elements.
+Coverage per function, whatever the seed: several shapes (1 to 9 sources, 0 to 3 leading
+axes) and keyword settings, dogmatic and vacuous entries, masks, extreme magnitudes; for
+calibrate and evidence subnormal variances and evidence beyond the dtype's largest value,
+and for calibrate M >= 7, three leading axes, D above 4096, check_finite=False and
+inputs that are not C-contiguous (:data:`CALIBRATE_FEATURES`); concentrated head
+posteriors (covariances scaled by 1e-3..1e-6) and near-singular ones; Laplace fits of
+saturated softmax heads (|h| of 1e4 to 1e8); mass functions on frames of 1 to 5 elements.
 """
 
 from __future__ import annotations
@@ -42,17 +47,58 @@ def _rng(seed: int, name: str) -> Rng:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def _shape(rng: Rng, *, max_m: int = 6, max_d: int = 12) -> tuple[int, ...]:
-    lead = tuple(int(x) for x in rng.integers(1, 4, size=int(rng.integers(0, 3))))
-    return (*lead, int(rng.integers(1, max_m + 1)), int(rng.integers(1, max_d + 1)))
+def _shape(
+    rng: Rng, *, max_m: int = 9, max_d: int = 12, lead: int | None = None, min_m: int = 1
+) -> tuple[int, ...]:
+    """(..., M, D): 0 to 3 leading axes of 1 to 3 (``lead`` fixes how many), M from
+    ``min_m`` to ``max_m``, D from 1 to ``max_d``."""
+    n_lead = int(rng.integers(0, 4)) if lead is None else lead
+    leading = tuple(int(x) for x in rng.integers(1, 4, size=n_lead))
+    return (*leading, int(rng.integers(min_m, max_m + 1)), int(rng.integers(1, max_d + 1)))
 
 
-def _variances(rng: Rng, shape: tuple[int, ...], lo: float, hi: float, special: bool) -> Any:
+def _variances(
+    rng: Rng, shape: tuple[int, ...], lo: float, hi: float, special: bool, subnormal: bool = False
+) -> Any:
+    """Log-uniform variances in 10**lo..10**hi; ``special``: about 10% exactly 0 (dogmatic)
+    and 10% +inf (vacuous); ``subnormal``: about 10% float64 subnormals (1e-320..1e-309)
+    and 10% values that are subnormal in float32 only (1e-44..1e-38), never 0: only var = 0
+    is dogmatic."""
     var = 10.0 ** rng.uniform(lo, hi, size=shape)
     if special:
         kinds = rng.integers(0, 10, size=shape)
         var = np.where(kinds == 0, 0.0, np.where(kinds == 1, np.inf, var))
+    if subnormal:
+        tiny = rng.integers(0, 10, size=shape)
+        var = np.where(tiny == 0, 10.0 ** rng.uniform(-320, -309, size=shape), var)
+        var = np.where(tiny == 1, 10.0 ** rng.uniform(-44, -38, size=shape), var)
+        # At least one of each kind, so that every draw has them.
+        flat = var.reshape(-1)
+        flat[0], flat[-1] = 10.0 ** rng.uniform(-320, -309), 10.0 ** rng.uniform(-44, -38)
     return var
+
+
+def _overflowing(rng: Rng, var: np.ndarray, exponent: tuple[float, float]) -> None:
+    """Two sources with small, different variances (10**exponent) in about a third of the
+    dimensions (at least one) of every leading index: with the case's ``tau`` and ``power``
+    their evidence overflows the dtype, where it must saturate at the largest finite value
+    (never become +inf, i.e. dogmatic), and the larger of the two must keep most belief."""
+    m, d = var.shape[-2:]
+    if m < 2:
+        return
+    dims = np.asarray(rng.random(d) < 0.35)
+    dims[int(rng.integers(0, d))] = True
+    for source in rng.choice(m, size=2, replace=False):
+        values = 10.0 ** rng.uniform(*exponent, size=(*var.shape[:-2], d))
+        var[..., source, :] = np.where(dims, values, var[..., source, :])
+
+
+def _noncontiguous(rng: Rng, array: np.ndarray) -> np.ndarray:
+    """The same values in a layout that is not C-contiguous: Fortran order, or a view with
+    the last two axes swapped (as ``x.mT`` of a (..., D, M) array gives)."""
+    if rng.random() < 0.5:
+        return np.asfortranarray(array)
+    return np.ascontiguousarray(np.swapaxes(array, -1, -2)).swapaxes(-1, -2)
 
 
 def _mask(rng: Rng, shape: tuple[int, ...]) -> np.ndarray:
@@ -71,36 +117,94 @@ def _evidence_kwargs(rng: Rng) -> dict[str, Any]:
     return kwargs
 
 
+#: What each fresh calibrate case (by index) must contain, whatever the seed: ``extreme``
+#: precisions 1e-30..1e30 (float64 only); ``mask``: absent sources with NaN means;
+#: ``many_sources``: M from 7 to 9; ``deep``: three leading axes; ``subnormal`` variances;
+#: ``overflow32``/``overflow64``: mode="fixed" evidence beyond float32's/float64's largest
+#: value; ``wide``: D above 4096; ``unchecked``: check_finite=False on valid inputs;
+#: ``strided``: mean and var that are not C-contiguous.
+CALIBRATE_FEATURES: tuple[frozenset[str], ...] = tuple(
+    frozenset(f.split())
+    for f in (
+        "extreme",
+        "mask",
+        "many_sources strided",
+        "deep mask",
+        "subnormal",
+        "overflow32",
+        "overflow64",
+        "wide unchecked",
+        "mask strided unchecked",
+        "subnormal deep many_sources",
+    )
+)
+
+
 def _calibrate(seed: int, i: int) -> CaseSpec:
     name = f"fresh_calibrate_{i}"
     rng = _rng(seed, name)
-    extreme = i == 0
-    shape = _shape(rng)
-    lo, hi = (-30.0, 30.0) if extreme else (-3.0, 3.0)
+    features = CALIBRATE_FEATURES[i % len(CALIBRATE_FEATURES)]
+    shape: tuple[int, ...]
+    if "wide" in features:
+        shape = (int(rng.integers(2, 4)), int(rng.integers(4097, 4400)))
+    else:
+        shape = _shape(
+            rng,
+            lead=3 if "deep" in features else None,
+            min_m=7 if "many_sources" in features else 2 if "strided" in features else 1,
+            max_d=12,
+        )
+        if "strided" in features and shape[-1] == 1:
+            shape = (*shape[:-1], 2)
+    lo, hi = (-30.0, 30.0) if "extreme" in features or "overflow64" in features else (-3.0, 3.0)
+    if "overflow32" in features:
+        lo, hi = (-15.0, 15.0)
+    plain = not features & {"extreme", "overflow32", "overflow64"}
+    var = _variances(rng, shape, lo, hi, special=plain, subnormal="subnormal" in features)
+    kwargs = _evidence_kwargs(rng)
+    if "overflow32" in features:  # (λ/τ)^3 with λ >= 1e13, τ <= 1: above float32's 3.4e38
+        _overflowing(rng, var, (-15.0, -13.0))
+        kwargs = {"mode": "fixed", "tau": float(10.0 ** rng.uniform(-3, 0)), "power": 3.0}
+    if "overflow64" in features:  # (λ/τ)^12 with λ >= 1e27, τ <= 1: above float64's 1.8e308
+        _overflowing(rng, var, (-30.0, -27.0))
+        kwargs = {"mode": "fixed", "tau": float(10.0 ** rng.uniform(-3, 0)), "power": 12.0}
     inputs: dict[str, np.ndarray] = {
         "mean": rng.normal(size=shape) * 10.0 ** rng.uniform(-2, 2),
-        "var": _variances(rng, shape, lo, hi, special=not extreme),
+        "var": var,
     }
-    if i % 3 == 1:
+    if "mask" in features:
         mask = _mask(rng, shape)
         inputs["mask"] = mask
         inputs["mean"] = np.where(np.broadcast_to(mask[..., None], shape), inputs["mean"], np.nan)
-    kwargs = _evidence_kwargs(rng)
+    if "strided" in features:
+        inputs["mean"] = _noncontiguous(rng, inputs["mean"])
+        inputs["var"] = _noncontiguous(rng, inputs["var"])
     if rng.random() < 0.5:
         kwargs["prior_weight"] = float(rng.uniform(0.05, 20.0))
     kwargs["normalize"] = bool(rng.random() < 0.5)
-    dtypes = F64 if extreme else BOTH
-    return CaseSpec(name, "calibrate", ("mean", "var"), inputs, kwargs, dtypes, 1.0, "fresh")
+    if "unchecked" in features:
+        kwargs["check_finite"] = False
+    dtypes = F64 if features & {"extreme", "overflow64"} else BOTH
+    description = ", ".join(sorted(features))
+    return CaseSpec(name, "calibrate", ("mean", "var"), inputs, kwargs, dtypes, 1.0, description)
 
 
 def _evidence(seed: int, i: int) -> CaseSpec:
     name = f"fresh_evidence_{i}"
     rng = _rng(seed, name)
-    shape = _shape(rng)
-    inputs = {"var": _variances(rng, shape, -3.0, 3.0, special=True)}
-    if i % 2:
+    shape = _shape(rng, lead=3 if i == 1 else None, min_m=2 if i == 3 else 1)
+    if i == 3:  # mode="fixed", power 3: evidence beyond float32's largest value
+        var = _variances(rng, shape, -15.0, 15.0, special=False)
+        _overflowing(rng, var, (-15.0, -13.0))
+        kwargs: dict[str, Any] = {"mode": "fixed", "tau": float(10.0 ** rng.uniform(-3, 0))}
+        kwargs["power"] = 3.0
+    else:
+        var = _variances(rng, shape, -3.0, 3.0, special=True, subnormal=i in (0, 2))
+        kwargs = _evidence_kwargs(rng)
+    inputs = {"var": var}
+    if i in (1, 4):
         inputs["mask"] = _mask(rng, shape)
-    return CaseSpec(name, "evidence", ("var",), inputs, _evidence_kwargs(rng), BOTH, 1.0, "fresh")
+    return CaseSpec(name, "evidence", ("var",), inputs, kwargs, BOTH, 1.0, "fresh")
 
 
 def _fusion(function: str) -> Callable[[int, int], CaseSpec]:
@@ -270,11 +374,11 @@ GENERATORS: dict[str, tuple[Callable[[int, int], CaseSpec], int]] = {
     "empirical_moments": (_empirical, 3),
     "linear_head_posterior": (_linear_posterior, 3),
     "softmax_head_laplace": (_laplace, 4),
-    "evidence": (_evidence, 4),
+    "evidence": (_evidence, 5),
     "opinions": (_fusion("opinions"), 2),
     "reduced_dempster": (_fusion("reduced_dempster"), 3),
     "dempster_combine": (_dempster_combine, 5),
-    "calibrate": (_calibrate, 6),
+    "calibrate": (_calibrate, len(CALIBRATE_FEATURES)),
 }
 
 
@@ -286,7 +390,7 @@ def fresh_specs(seed: int = FRESH_SEED) -> list[CaseSpec]:
 @cache
 def fresh_cases(seed: int = FRESH_SEED) -> tuple[GoldenCase, ...]:
     """The fresh cases of ``seed`` with the reference's float64 outputs (computed once)."""
-    return tuple(replace(compute(spec), tier="fresh") for spec in fresh_specs(seed))
+    return tuple(replace(compute(spec), tier="fresh", seed=seed) for spec in fresh_specs(seed))
 
 
 def fresh_case(name: str, seed: int = FRESH_SEED) -> GoldenCase:

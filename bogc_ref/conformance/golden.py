@@ -83,6 +83,8 @@ class GoldenCase:
     cond: float
     description: str
     tier: str = "golden"
+    #: The seed a fresh case was drawn from (None for a golden case).
+    seed: int | None = None
 
     @property
     def stage(self) -> str:

@@ -163,14 +163,15 @@ def reproduction(adapter: Adapter, case: GoldenCase, dtype: str) -> str:
     prints the comparison (documented API only; any supported NumPy)."""
     if case.tier == "fresh":
         load = "from bogc_ref.conformance.fresh import fresh_case as load_case\n"
+        seed = f", seed={case.seed}" if case.seed is not None else ""
     else:
-        load = "from bogc_ref.conformance.golden import load_case\n"
+        load, seed = "from bogc_ref.conformance.golden import load_case\n", ""
     return (
         "from bogc_ref.conformance.loading import open_candidate\n"
         f"{load}"
         "from bogc_ref.conformance.runner import compare_result\n"
         f"impl = open_candidate({adapter.spec!r})\n"
-        f"case = load_case({case.name!r})\n"
+        f"case = load_case({case.name!r}{seed})\n"
         f"args, kwargs = case.call_args({dtype!r})\n"
         f"got = impl.{case.function}(*args, **kwargs)\n"
         f"print(compare_result(case, {dtype!r}, got))"
@@ -280,6 +281,19 @@ def _mc_truth(args: list[Any], n_draws: int) -> tuple[np.ndarray, ...]:
     return mean, var, m4
 
 
+#: Calls of the candidate's sampler per check: ``(name, draws as a fraction of S, seed offset)``.
+#: The same seed twice must repeat; another seed must give other numbers; half the draws
+#: must give other numbers (a sampler that ignores ``seed`` or ``n_samples`` fails) that
+#: agree with the harness's draws within their own, wider, standard errors.
+MC_CALLS = (("first", 1.0, 0), ("same seed", 1.0, 0), ("seed + 1", 1.0, 1), ("half", 0.5, 0))
+
+
+def mc_comparisons(shape: tuple[int, ...]) -> int:
+    """How many standardised differences one Monte Carlo check makes for moments of
+    ``shape``: mean and var at S draws and at S/2 (the family of the Bonferroni bound)."""
+    return 4 * int(np.prod(shape))
+
+
 def monte_carlo_comparison(
     impl: Any,
     args: list[Any],
@@ -287,39 +301,49 @@ def monte_carlo_comparison(
     *,
     samples: int = MC_CANDIDATE_SAMPLES,
     truth: int = MC_TRUTH_SAMPLES,
+    seed: int = MC_SEED,
 ) -> Comparison:
     r"""The candidate's own sampler on the head ``args`` (h, labels, w_mean, w_cov) against
-    ``truth`` independent harness draws: every standardised difference of the mean and the
-    variance below the Bonferroni bound :func:`~bogc_ref.conformance.tolerances.mc_z_threshold`
-    (family-wise false alarm :data:`~bogc_ref.conformance.tolerances.MC_FAMILY_ALPHA`), and
-    the same seed twice giving the same numbers. ``ratio`` is the largest z over its bound.
+    ``truth`` independent harness draws (see :data:`MC_CALLS`): with ``samples`` and with
+    ``samples // 2`` draws, every standardised difference of the mean and the variance below
+    the Bonferroni bound :func:`~bogc_ref.conformance.tolerances.mc_z_threshold` (family-wise
+    false alarm :data:`~bogc_ref.conformance.tolerances.MC_FAMILY_ALPHA`); the same ``seed``
+    twice giving the same numbers, ``seed + 1`` and half the draws giving other numbers.
+    ``ratio`` is the largest z over its bound.
     """
     w_mean, w_cov = np.asarray(args[2]), np.asarray(args[3])
     kappa = stage1_kappa(w_mean.size, float(np.linalg.cond(w_cov.astype(np.float64))))
     rtol = rtol_for(dtype, "stage1", kappa).rtol
-    first = impl.softmax_head_moments(*args, n_samples=samples, seed=MC_SEED)
-    again = impl.softmax_head_moments(*args, n_samples=samples, seed=MC_SEED)
-    return _compare_mc(first, again, _mc_truth(args, truth), dtype, rtol, samples, truth)
+    calls = {
+        name: impl.softmax_head_moments(
+            *args, n_samples=max(2, int(samples * fraction)), seed=seed + offset
+        )
+        for name, fraction, offset in MC_CALLS
+    }
+    return _compare_mc(calls, _mc_truth(args, truth), dtype, rtol, samples, truth, seed)
 
 
-def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseResult:
+def check_monte_carlo(
+    adapter: Adapter, case: GoldenCase, dtype: str, *, seed: int = MC_SEED
+) -> CaseResult:
     r"""The candidate's own sampler (``n_samples``, ``seed``) against the harness's draws.
 
-    With S_c = :data:`MC_CANDIDATE_SAMPLES` candidate draws and S_t =
+    With S_c = :data:`MC_CANDIDATE_SAMPLES` candidate draws (and S_c/2) and S_t =
     :data:`MC_TRUTH_SAMPLES` independent harness draws, each mean and variance difference
     is divided by its standard error (:func:`~bogc_ref.conformance.tolerances.mc_standard_errors`)
     and must stay below the Bonferroni bound :func:`~bogc_ref.conformance.tolerances.mc_z_threshold`
-    over all 2·B·D comparisons. A second call with the same seed must repeat the first.
+    over all :func:`mc_comparisons` comparisons. A second call with the same seed must
+    repeat the first; another seed, or half the draws, must not (see :data:`MC_CALLS`).
     """
     name = "softmax_mc_own_sampler"
     rtol = rtol_for(dtype, "stage1", stage1_kappa(_reduction_length(case), case.cond)).rtol
     start = time.perf_counter()
     args, _ = case.call_args(dtype)
     try:
-        comparison = monte_carlo_comparison(adapter, args, dtype)
+        comparison = monte_carlo_comparison(adapter, args, dtype, seed=seed)
     except Exception as exc:
         comparison = failed(describe_exception(exc))
-    n_tests = 2 * int(np.prod(case.outputs["mean"].shape))
+    n_tests = mc_comparisons(case.outputs["mean"].shape)
     return CaseResult(
         name,
         "stage1",
@@ -336,64 +360,87 @@ def check_monte_carlo(adapter: Adapter, case: GoldenCase, dtype: str) -> CaseRes
         ratio=comparison.ratio,
         bound=(
             f"|c - t| <= z se, z = {mc_z_threshold(n_tests):.2f} "
-            f"({n_tests} comparisons, family-wise alpha {MC_FAMILY_ALPHA:g})"
+            f"({n_tests} comparisons, family-wise alpha {MC_FAMILY_ALPHA:g}); seed {seed} "
+            "repeats, seed + 1 and half the draws differ"
         ),
     )
 
 
+def _identical(a: Any, b: Any) -> bool:
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f), equal_nan=True) for f in ("mean", "var")
+    )
+
+
 def _compare_mc(
-    first: Any,
-    again: Any,
+    calls: dict[str, Any],
     truth: tuple[np.ndarray, ...],
     dtype: str,
     rtol: float,
     samples: int,
     n_truth: int,
+    seed: int,
 ) -> Comparison:
     mean_t, var_t, m4_t = truth
+    first = calls["first"]
+    for label, result in calls.items():
+        for field in ("mean", "var"):
+            got = getattr(result, field)
+            if got.shape != mean_t.shape:
+                return failed(f"{field} ({label}): shape {got.shape}, expected {mean_t.shape}")
+            if got.dtype != np.dtype(dtype):
+                return failed(f"{field} ({label}): dtype {got.dtype}, expected {dtype}")
+            if not np.all(np.isfinite(got)):
+                return failed(f"{field} ({label}): non-finite values (NaN or inf)")
     for field in ("mean", "var"):
         got = getattr(first, field)
-        if got.shape != mean_t.shape:
-            return failed(f"{field}: shape {got.shape}, expected {mean_t.shape}")
-        if got.dtype != np.dtype(dtype):
-            return failed(f"{field}: dtype {got.dtype}, expected {dtype}")
-        if not np.all(np.isfinite(got)):
-            return failed(f"{field}: non-finite values (NaN or inf)")
         repeat = compare_array(
             f"{field} (same seed twice)",
-            getattr(again, field),
+            getattr(calls["same seed"], field),
             got,
             rtol=rtol,
             atol=rtol * float(np.max(np.abs(got))),
         )
         if not repeat.ok:
             return failed(f"not deterministic for a fixed seed: {repeat.reason}")
-    se_mean, se_var = mc_standard_errors(var_t, m4_t, samples, n_truth)
-    z_bound = mc_z_threshold(2 * mean_t.size)
-    worst = Comparison(ok=True, abs_err=0.0, rel_err=0.0, ratio=0.0)
-    results = []
-    for field, target, se in (("mean", mean_t, se_mean), ("var", var_t, se_var)):
-        got = getattr(first, field).astype(np.float64)
-        diff = np.abs(got - target)
-        floor = rtol * float(np.max(np.abs(target)))
-        z = diff / (se + floor)
-        i = tuple(int(j) for j in np.unravel_index(int(np.argmax(z)), z.shape))
-        scale = np.abs(target) + se
-        results.append(
-            Comparison(
-                ok=bool(z[i] <= z_bound),
-                abs_err=float(diff.max()),
-                rel_err=float(np.max(diff / scale)),
-                ratio=float(z[i] / z_bound),
-                reason=(
-                    ""
-                    if z[i] <= z_bound
-                    else f"{field}: got {plain(got[i])}, sampling estimate {plain(target[i])} "
-                    "at index "
-                    f"{i}: {z[i]:.1f} standard errors apart (bound {z_bound:.2f} for "
-                    f"{2 * mean_t.size} comparisons at family-wise alpha 1e-6)"
-                ),
-            )
+    if _identical(first, calls["seed + 1"]):
+        return failed(
+            f"seed is ignored: seed={seed} and seed={seed + 1} gave the very same mean and var"
         )
-    worst = merge(results)
-    return worst
+    half = max(2, samples // 2)
+    if _identical(first, calls["half"]):
+        return failed(
+            f"n_samples is ignored: n_samples={samples} and n_samples={half} (seed {seed}) "
+            "gave the very same mean and var"
+        )
+    z_bound = mc_z_threshold(mc_comparisons(mean_t.shape))
+    results = []
+    for label, result, n_draws in (
+        ("", first, samples),
+        (f" (n_samples={half})", calls["half"], half),
+    ):
+        se_mean, se_var = mc_standard_errors(var_t, m4_t, n_draws, n_truth)
+        for field, target, se in (("mean", mean_t, se_mean), ("var", var_t, se_var)):
+            got = getattr(result, field).astype(np.float64)
+            diff = np.abs(got - target)
+            floor = rtol * float(np.max(np.abs(target)))
+            z = diff / (se + floor)
+            i = tuple(int(j) for j in np.unravel_index(int(np.argmax(z)), z.shape))
+            scale = np.abs(target) + se
+            results.append(
+                Comparison(
+                    ok=bool(z[i] <= z_bound),
+                    abs_err=float(diff.max()),
+                    rel_err=float(np.max(diff / scale)),
+                    ratio=float(z[i] / z_bound),
+                    reason=(
+                        ""
+                        if z[i] <= z_bound
+                        else f"{field}{label}: got {plain(got[i])}, sampling estimate "
+                        f"{plain(target[i])} at index {i}: {z[i]:.1f} standard errors apart "
+                        f"(bound {z_bound:.2f} for {mc_comparisons(mean_t.shape)} comparisons "
+                        "at family-wise alpha 1e-6)"
+                    ),
+                )
+            )
+    return merge(results)

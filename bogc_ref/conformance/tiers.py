@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from . import golden
 from .adapter import Adapter
+from .fresh import FRESH_SEED
 from .runner import CaseResult, check_golden, check_monte_carlo
 
 Progress = Callable[[str], None]
@@ -27,6 +28,8 @@ class Plan:
     golden: list[tuple[golden.GoldenCase, str]]
     dtypes: list[str]
     max_examples: int
+    #: The seed of the fresh tier's draws and of the candidate's Monte Carlo sampler.
+    fresh_seed: int = FRESH_SEED
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ def _statistical(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseR
     out = []
     for dtype in plan.dtypes:
         adapter.context = f"softmax_mc_own_sampler {dtype}"
-        out.append(check_monte_carlo(adapter, mc_case, dtype))
+        out.append(check_monte_carlo(adapter, mc_case, dtype, seed=plan.fresh_seed))
         progress(f"{adapter.name} softmax_mc_own_sampler {dtype}")
     return out
 
@@ -66,7 +69,7 @@ def _fresh(adapter: Adapter, plan: Plan, progress: Progress) -> list[CaseResult]
     out = []
     for dtype in plan.dtypes:
         adapter.context = f"fresh {dtype}"
-        out.extend(run_fresh(adapter, dtype, progress=progress))
+        out.extend(run_fresh(adapter, dtype, seed=plan.fresh_seed, progress=progress))
     return out
 
 
@@ -75,7 +78,7 @@ def _count_fresh(adapter: Adapter, plan: Plan) -> int:
 
     return sum(
         d in case.dtypes and case.function in plan.provided
-        for case in fresh_cases()
+        for case in fresh_cases(plan.fresh_seed)
         for d in plan.dtypes
     )
 

@@ -8,7 +8,10 @@ reply by the time limit and to notice a worker that died in the middle of one).
 
 Arrays cross in their own dtype, shape and bits: the bytes of a C-contiguous copy, rebuilt
 on the other side with :func:`numpy.frombuffer` as a writable, plain :class:`numpy.ndarray`
-(a view of the received frame).
+(a view of the received frame). An array in Fortran order or with permuted axes (a
+transposed view of one block, see :func:`memory_axes`) keeps its layout: its block crosses
+as it lies in memory with the permutation, and is rebuilt as the same permuted view, so a
+candidate sees the strides it would be given.
 
 Nothing is unpickled. The worker runs the candidate's code, which can write anything to the
 pipe; decoding JSON and numeric bytes cannot run code in the harness, and a dtype that is
@@ -93,12 +96,25 @@ def _encode(value: Any, buffers: list[np.ndarray]) -> Any:
     raise WireError(f"cannot send a value of type {type(value).__name__}")
 
 
+def memory_axes(value: np.ndarray) -> list[int] | None:
+    """The axes of ``value`` from the slowest to the fastest in memory when it is a permuted
+    view of one contiguous block that is not C-contiguous (Fortran order, swapped axes);
+    else None. Such an array crosses in its own layout."""
+    base = np.ndarray.view(value, np.ndarray)
+    if base.flags.c_contiguous or base.ndim < 2:
+        return None
+    axes = sorted(range(base.ndim), key=lambda a: -abs(base.strides[a]))
+    return axes if base.transpose(axes).flags.c_contiguous else None
+
+
 def _encode_array(value: np.ndarray, tag: str, buffers: list[np.ndarray]) -> dict[str, Any]:
-    arr = plain_array(value)
+    axes = memory_axes(value)
+    arr = plain_array(value if axes is None else np.ndarray.view(value, np.ndarray).transpose(axes))
     if arr.dtype.kind not in NUMERIC_KINDS:
         raise WireError(f"cannot send an array of dtype {arr.dtype} (numbers and bools only)")
     buffers.append(arr)
-    return {"~": tag, "dtype": arr.dtype.str, "shape": list(arr.shape), "buf": len(buffers) - 1}
+    spec = {"~": tag, "dtype": arr.dtype.str, "shape": list(arr.shape), "buf": len(buffers) - 1}
+    return spec if axes is None else {**spec, "axes": axes}
 
 
 def _layout(header_length: int, sizes: list[int]) -> list[int]:
@@ -235,4 +251,10 @@ def _decode_array(spec: dict[str, Any], raw: list[memoryview]) -> np.ndarray:
         data
     ):
         raise WireError(f"array of shape {shape} and dtype {dtype}: got {len(data)} bytes")
-    return np.frombuffer(data, dtype=dtype).reshape(shape)
+    arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    axes = spec.get("axes")
+    if axes is None:
+        return arr
+    if not (isinstance(axes, list) and sorted(axes) == list(range(len(shape)))):
+        raise WireError(f"malformed array: axes {axes!r} for shape {shape}")
+    return arr.transpose(np.argsort(axes))

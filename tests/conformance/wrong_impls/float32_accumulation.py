@@ -69,6 +69,29 @@ def _log_evidence(var: np.ndarray, present: np.ndarray, power: float, how: str) 
     return np.where(present, log_e, -np.inf)
 
 
+def _fuse(log_e: np.ndarray, weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The reduced Dempster rule in float64 from ``log e`` (+inf dogmatic), in the log
+    domain so that evidence beyond float64's range keeps its order: belief, û and the
+    weights e_m / Σ e of ``normalize=True`` (0 where there is no evidence at all)."""
+    dogmatic = np.isposinf(log_e)
+    finite = np.where(dogmatic, -np.inf, log_e)
+    top = np.max(finite, axis=-2, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)
+    scaled = np.exp(finite - top)  # the largest is 1
+    total = np.sum(scaled, axis=-2, keepdims=True)
+    log_den = np.logaddexp(np.log(weight), top + np.log(np.maximum(total, 1e-300)))
+    log_den = np.where(total > 0, log_den, np.log(weight))
+    belief = np.exp(finite - log_den)
+    u = np.exp(np.log(weight) - log_den)[..., 0, :]
+    weights = np.where(total > 0, scaled / np.where(total > 0, total, 1.0), 0.0)
+    n_dogmatic = np.sum(dogmatic, axis=-2, keepdims=True)
+    share = dogmatic / np.maximum(n_dogmatic, 1)
+    belief = np.where(n_dogmatic > 0, share, belief)
+    weights = np.where(n_dogmatic > 0, share, weights)
+    u = np.where(n_dogmatic[..., 0, :] > 0, 0.0, u)
+    return belief, u, weights
+
+
 def _evidence(log_e: np.ndarray, dtype: np.dtype) -> np.ndarray:
     with np.errstate(over="ignore"):
         e = np.exp(log_e)
@@ -119,22 +142,11 @@ def _make(how: str, dtypes: tuple[str, ...]) -> SimpleNamespace:
             return checked
         present = _present(mask, v.shape)
         log_e = _log_evidence(v, present, power, how)
-        # Fusion in float64 from the evidence (dogmatic +inf kept), then the dtype.
-        e64 = np.where(np.isposinf(log_e), np.inf, np.exp(np.minimum(log_e, 700.0)))
-        belief, u = bogc_ref.reduced_dempster(e64, prior_weight=prior_weight)
+        belief, u, weights = _fuse(
+            log_e, float(v.shape[-2] if prior_weight is None else prior_weight)
+        )
         mu = np.where(present, m, 0).astype(np.float64)
-        if normalize:
-            share = 1.0 - u
-            with np.errstate(invalid="ignore"):
-                fused = np.sum(e64 * mu, axis=-2)
-            total = np.sum(e64, axis=-2)
-            dogmatic = np.isinf(e64).any(axis=-2)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                grad = np.where(total > 0, fused / np.where(total > 0, total, 1.0), 0.0)
-            grad = np.where(dogmatic, np.sum(belief * mu, axis=-2), grad)
-            grad = np.where(share > 0, grad, 0.0)
-        else:
-            grad = np.sum(belief * mu, axis=-2)
+        grad = np.sum((weights if normalize else belief) * mu, axis=-2)
         dtype = v.dtype
         return bogc_ref.Calibration(
             grad.astype(dtype), belief.astype(dtype), u.astype(dtype), _evidence(log_e, dtype)
