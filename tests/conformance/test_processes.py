@@ -91,8 +91,9 @@ def test_a_worker_exit_is_seen_while_its_children_hold_the_pipe(
         env={"BOGC_TEST_MODE": mode, "BOGC_TEST_PIDS": str(pids)},
         timeout=60,
     )
+    # "exited", not "timeout": the worker's exit is seen at once (with --case-timeout 0 a
+    # missed exit would hang until calibrate_run's own limit)
     assert_only_case_failed(run, "cal_M1_D1", "exited with status 0")
-    assert run.seconds < 25  # not a timeout: the worker's exit is seen at once
     started = [int(p) for p in pids.read_text().split()]
     assert len(started) == 2  # one per worker: the first and its replacement
     assert all(gone(pid) for pid in started), started
