@@ -59,6 +59,9 @@ INTERRUPTED = 130
 REPORT_NOT_WRITTEN = 3
 #: --fresh-seed takes 0 <= N < this; the default is drawn at random from that range.
 FRESH_SEED_LIMIT = 2**32
+#: Environment variable giving the fresh seed when --fresh-seed is not given (the test
+#: suite sets it, so that its runs draw the same inputs every time).
+FRESH_SEED_VARIABLE = "BOGC_FRESH_SEED"
 
 
 def register(subparsers: Any) -> None:
@@ -224,10 +227,7 @@ def validate(args: argparse.Namespace) -> Options:
         memory = parse_memory(args.memory_limit)
     except ValueError as exc:
         raise UsageError(f"--memory-limit: {exc}") from None
-    if args.fresh_seed is not None and not 0 <= args.fresh_seed < FRESH_SEED_LIMIT:
-        raise UsageError(
-            f"--fresh-seed: must be in 0..{FRESH_SEED_LIMIT - 1}, got {args.fresh_seed}"
-        )
+    fresh_seed = _fresh_seed(args.fresh_seed)
     skipped = tuple(dict.fromkeys(args.skip_tier))
     running = [t.name for t in _tiers(skipped, args.properties)]
     if not running:
@@ -241,10 +241,25 @@ def validate(args: argparse.Namespace) -> Options:
         max_examples=args.max_examples or DEFAULT_MAX_EXAMPLES,
         json_path=_json_path(args.json),
         skipped=skipped,
-        fresh_seed=(
-            secrets.randbelow(FRESH_SEED_LIMIT) if args.fresh_seed is None else args.fresh_seed
-        ),
+        fresh_seed=fresh_seed,
     )
+
+
+def _fresh_seed(given: int | None) -> int:
+    """The run's fresh seed: ``--fresh-seed``, else :data:`FRESH_SEED_VARIABLE` from the
+    environment (a test suite's or CI's reproducible default), else one drawn at random."""
+    source = "--fresh-seed"
+    if given is None and FRESH_SEED_VARIABLE in os.environ:
+        source, text = FRESH_SEED_VARIABLE, os.environ[FRESH_SEED_VARIABLE]
+        try:
+            given = int(text)
+        except ValueError:
+            raise UsageError(f"{source}: expected an integer, got {text!r}") from None
+    if given is None:
+        return secrets.randbelow(FRESH_SEED_LIMIT)
+    if not 0 <= given < FRESH_SEED_LIMIT:
+        raise UsageError(f"{source}: must be in 0..{FRESH_SEED_LIMIT - 1}, got {given}")
+    return given
 
 
 def _specs(args: argparse.Namespace) -> tuple[list[tuple[str, str]], list[str]]:

@@ -191,8 +191,9 @@ def test_masked_values_read_as_data_fail(dtype: str) -> None:
 
 
 def test_each_run_draws_its_own_fresh_seed(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("BOGC_FRESH_SEED")  # the suite's fixed default (tests/conftest.py)
     seeds = []
     for i in range(2):
         report = tmp_path / f"r{i}.json"
@@ -206,8 +207,9 @@ def test_each_run_draws_its_own_fresh_seed(
 
 
 def test_a_cheater_that_hashes_the_fixed_seed_fails_a_run_of_its_own_seed(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("BOGC_FRESH_SEED")  # the default a user gets: a seed of the run's own
     cheater = f"{WRONG / 'fresh_hash_cheater.py'}:impl"
     code, out = verify(capsys, "--impl", cheater, "--dtype", "float64", "--skip-tier", "contract")
     assert code == 1
@@ -233,6 +235,23 @@ def test_a_cheater_that_hashes_the_fixed_seed_fails_a_run_of_its_own_seed(
         capsys, "--impl", cheater, "--dtype", "float64", "--fresh-seed", str(FRESH_SEED)
     )
     assert code == 0, out
+
+
+def test_the_environment_gives_the_default_fresh_seed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BOGC_FRESH_SEED (a CI's reproducible default) is the seed when --fresh-seed is not
+    given; a value that is not a seed is a usage error naming the variable."""
+    monkeypatch.setenv("BOGC_FRESH_SEED", "12345")
+    report = tmp_path / "r.json"
+    argv = ["--backend", "numpy", "--dtype", "float64", "--skip-tier", "golden"]
+    code, out = verify(capsys, *argv, "--skip-tier", "contract", "--json", str(report))
+    assert code == 0, out
+    assert json.loads(report.read_text())["settings"]["fresh_seed"] == 12345
+    for bad in ("-1", "seven", str(2**32)):
+        monkeypatch.setenv("BOGC_FRESH_SEED", bad)
+        assert main(["verify", "--backend", "numpy"]) == 2
+        assert "BOGC_FRESH_SEED" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["-1", str(2**32)])
