@@ -4,8 +4,11 @@ For every function a candidate provides, each :class:`BadInput` below builds one
 call from a valid one (a golden case's inputs with one thing broken) and states what the
 spec requires: a ``ValueError`` or ``TypeError`` (``numpy.linalg.LinAlgError``, itself a
 ValueError, where the spec says a factorisation fails) whose message names the offending
-argument. A missing exception, another exception type, a message that does not name the
-argument, or a worker that dies or times out fails the entry.
+argument and, where one entry of it is bad (a NaN, an infinity, a negative value, a label
+out of range), gives that entry's index and the argument's shape: every number of both
+appears in the message, in any format. A missing exception, another exception type, a
+message that does not name the argument (or give the index and shape), or a worker that
+dies or times out fails the entry.
 
 ``calibrate(..., check_finite=False)`` requires nothing about non-finite values, so no
 entry passes it.
@@ -22,6 +25,7 @@ have no vacuous meaning in the spec: they must be refused.
 
 from __future__ import annotations
 
+import re
 import time
 import warnings
 from collections.abc import Callable
@@ -55,6 +59,9 @@ class BadInput:
     #: A result is accepted instead of the error when it equals the reference's answer
     #: with every masked entry honoured as vacuous (see :func:`honoured_case`).
     mask_honoured_ok: bool = False
+    #: (position of the argument, index of its bad entry) when one entry is bad: the
+    #: message must then also give that index and the argument's shape (the spec).
+    located: tuple[int, tuple[int, ...]] | None = None
 
     @property
     def stage(self) -> str:
@@ -86,6 +93,13 @@ def _set(
         target[index] = value
 
     return edit
+
+
+def _at(case: str, position: int, index: int | tuple[int, ...], value: float) -> dict[str, Any]:
+    """``build`` and ``located`` of an entry whose argument at ``position`` gets one bad
+    ``value`` at ``index``."""
+    where = index if isinstance(index, tuple) else (index,)
+    return {"build": _edit(case, _set(position, index, value)), "located": (position, where)}
 
 
 def _replace(
@@ -196,11 +210,11 @@ LAP = "softmax_laplace_ordinary"
 def _calibrate_entries() -> list[BadInput]:
     f = "calibrate"
     return [
-        BadInput("calibrate_nan_mean", f, "mean", _edit(CAL, _set(0, (1, 3), np.nan))),
-        BadInput("calibrate_nan_var", f, "var", _edit(CAL, _set(1, (2, 5), np.nan))),
-        BadInput("calibrate_inf_mean", f, "mean", _edit(CAL, _set(0, (0, 0), np.inf))),
-        BadInput("calibrate_minus_inf_mean", f, "mean", _edit(CAL, _set(0, (2, 9), -np.inf))),
-        BadInput("calibrate_negative_var", f, "var", _edit(CAL, _set(1, (1, 1), -1.0))),
+        BadInput("calibrate_nan_mean", f, "mean", **_at(CAL, 0, (1, 3), np.nan)),
+        BadInput("calibrate_nan_var", f, "var", **_at(CAL, 1, (2, 5), np.nan)),
+        BadInput("calibrate_inf_mean", f, "mean", **_at(CAL, 0, (0, 0), np.inf)),
+        BadInput("calibrate_minus_inf_mean", f, "mean", **_at(CAL, 0, (2, 9), -np.inf)),
+        BadInput("calibrate_negative_var", f, "var", **_at(CAL, 1, (1, 1), -1.0)),
         BadInput(
             "calibrate_shape_mismatch", f, "var", _edit(CAL, _replace(1, lambda v: v[:, :-1]))
         ),
@@ -279,8 +293,8 @@ def _calibrate_entries() -> list[BadInput]:
 def _evidence_entries() -> list[BadInput]:
     f = "evidence"
     return [
-        BadInput("evidence_nan_var", f, "var", _edit(EV, _set(0, (0, 3), np.nan))),
-        BadInput("evidence_negative_var", f, "var", _edit(EV, _set(0, (2, 0), -0.5))),
+        BadInput("evidence_nan_var", f, "var", **_at(EV, 0, (0, 3), np.nan)),
+        BadInput("evidence_negative_var", f, "var", **_at(EV, 0, (2, 0), -0.5)),
         BadInput("evidence_integer_var", f, "var", _edit(EV, _replace(0, _integer)), TYPE),
         BadInput("evidence_tau_zero", f, "tau", _edit(EV, _keywords(tau=0.0))),
         BadInput("evidence_tau_negative", f, "tau", _edit(EV, _keywords(tau=-3.0))),
@@ -305,8 +319,8 @@ def _evidence_entries() -> list[BadInput]:
 
 def _fusion_entries(f: str, case: str) -> list[BadInput]:
     return [
-        BadInput(f"{f}_nan_evidence", f, "evidence", _edit(case, _set(0, (0, 1, 2), np.nan))),
-        BadInput(f"{f}_negative_evidence", f, "evidence", _edit(case, _set(0, (1, 0, 0), -1.0))),
+        BadInput(f"{f}_nan_evidence", f, "evidence", **_at(case, 0, (0, 1, 2), np.nan)),
+        BadInput(f"{f}_negative_evidence", f, "evidence", **_at(case, 0, (1, 0, 0), -1.0)),
         BadInput(f"{f}_integer_evidence", f, "evidence", _edit(case, _replace(0, _integer)), TYPE),
         BadInput(
             f"{f}_prior_weight_zero", f, "prior_weight", _edit(case, _keywords(prior_weight=0.0))
@@ -364,8 +378,8 @@ def _dempster_combine_entries() -> list[BadInput]:
         BadInput(
             "dempster_combine_empty_set_mass", f, "m1", _edit(DC, _replace(0, empty_set_mass))
         ),
-        BadInput("dempster_combine_negative_mass", f, "m2", _edit(DC, _set(1, 1, -0.25))),
-        BadInput("dempster_combine_nan_mass", f, "m1", _edit(DC, _set(0, 2, np.nan))),
+        BadInput("dempster_combine_negative_mass", f, "m2", **_at(DC, 1, 1, -0.25)),
+        BadInput("dempster_combine_nan_mass", f, "m1", **_at(DC, 0, 2, np.nan)),
         BadInput(
             "dempster_combine_not_summing_to_one", f, "m1", _edit(DC, _replace(0, unnormalised))
         ),
@@ -379,8 +393,8 @@ def _dempster_combine_entries() -> list[BadInput]:
 
 
 def _stage1_entries() -> list[BadInput]:
-    def labels_out_of_range(case: str) -> Callable[[str], Call]:
-        return _edit(case, _set(1, 0, 99))
+    def labels_out_of_range(case: str) -> dict[str, Any]:
+        return _at(case, 1, 0, 99)
 
     def float_labels(case: str) -> Callable[[str], Call]:
         return _edit(case, _replace(1, lambda lab: lab.astype(np.float64)))
@@ -410,7 +424,7 @@ def _stage1_entries() -> list[BadInput]:
             "empirical_moments_nan",
             emp,
             "per_sample_grads",
-            _edit(EMP, _set(0, (0, 0, 0, 0), np.nan)),
+            **_at(EMP, 0, (0, 0, 0, 0), np.nan),
         ),
         BadInput(
             "empirical_moments_integer",
@@ -419,7 +433,7 @@ def _stage1_entries() -> list[BadInput]:
             _edit(EMP, _replace(0, _integer)),
             TYPE,
         ),
-        BadInput(f"{lin}_nan_h", lin, "h", _edit(LIN, _set(0, (0, 0), np.nan))),
+        BadInput(f"{lin}_nan_h", lin, "h", **_at(LIN, 0, (0, 0), np.nan)),
         BadInput(f"{lin}_rows_mismatch", lin, "y", _edit(LIN, _replace(1, lambda y: y[:-1]))),
         BadInput(f"{lin}_integer_h", lin, "h", _edit(LIN, _replace(0, _integer)), TYPE),
         BadInput(
@@ -428,12 +442,12 @@ def _stage1_entries() -> list[BadInput]:
             "w_cov",
             _edit(LIN, _replace(3, _not_pd)),
         ),
-        BadInput(f"{mc}_label_out_of_range", mc, "labels", labels_out_of_range(MC)),
+        BadInput(f"{mc}_label_out_of_range", mc, "labels", **labels_out_of_range(MC)),
         BadInput(f"{mc}_float_labels", mc, "labels", float_labels(MC), TYPE),
         BadInput(f"{mc}_cov_not_pd", mc, "w_cov", _edit(MC, _replace(3, _not_pd)), LINALG),
         BadInput(f"{mc}_eps_columns", mc, "eps", _edit(MC, _replace("eps", lambda e: e[:, :-1]))),
         BadInput(f"{mc}_one_sample", mc, "eps", _edit(MC, _replace("eps", lambda e: e[:1]))),
-        BadInput(f"{lz}_label_out_of_range", lz, "labels", labels_out_of_range(LINZ)),
+        BadInput(f"{lz}_label_out_of_range", lz, "labels", **labels_out_of_range(LINZ)),
         BadInput(
             f"{lz}_cov_not_psd",
             lz,
@@ -446,7 +460,7 @@ def _stage1_entries() -> list[BadInput]:
         BadInput(
             f"{post}_noise_var_negative", post, "noise_var", _edit(POST, _keywords(noise_var=-1.0))
         ),
-        BadInput(f"{post}_nan_y", post, "y", _edit(POST, _set(1, (0, 0), np.nan))),
+        BadInput(f"{post}_nan_y", post, "y", **_at(POST, 1, (0, 0), np.nan)),
         BadInput(
             f"{post}_precision_not_pd",
             post,
@@ -457,7 +471,7 @@ def _stage1_entries() -> list[BadInput]:
             ),
             LINALG,
         ),
-        BadInput(f"{lap}_label_out_of_range", lap, "labels", labels_out_of_range(LAP)),
+        BadInput(f"{lap}_label_out_of_range", lap, "labels", **labels_out_of_range(LAP)),
         BadInput(
             f"{lap}_prior_mean_shape",
             lap,
@@ -513,12 +527,23 @@ def check_bad_input(impl: Any, entry: BadInput, dtype: str) -> str:
     except Exception as exc:
         if not _accepts(exc, entry.expect):
             return f"expected {wanted} naming {entry.argument!r}; {describe_exception(exc)}"
-        if entry.argument not in _message(exc):
+        message = _message(exc)
+        first_line = message.splitlines()[0] if message else ""
+        if entry.argument not in message:
             return (
                 f"raised {getattr(exc, 'type_name', type(exc).__name__)} as required, but the "
-                "message does not name "
-                f"{entry.argument!r}: {_message(exc).splitlines()[0] if _message(exc) else ''}"
+                f"message does not name {entry.argument!r}: {first_line}"
             )
+        if entry.located is not None:
+            position, index = entry.located
+            shape = tuple(np.shape(args[position]))
+            if not set(index + shape) <= {int(n) for n in re.findall(r"\d+", message)}:
+                return (
+                    f"raised {getattr(exc, 'type_name', type(exc).__name__)} naming "
+                    f"{entry.argument!r}, but the message does not give the index {index} and "
+                    f"the shape {shape} (the spec asks for argument, index and shape): "
+                    f"{first_line}"
+                )
         return ""
     if entry.mask_honoured_ok:
         case = honoured_case(entry.name, entry.function, args, kwargs)

@@ -77,6 +77,24 @@ def test_wrong_type_and_unnamed_argument_fail() -> None:
     assert "does not name 'mean'" in message
 
 
+def test_a_message_without_the_index_and_the_shape_fails() -> None:
+    """The spec's errors name the argument, the index and the shape: a message that names
+    every argument but neither the index nor the shape fails the entries where one entry
+    is bad; the reference's own message passes (test_reference_meets_every_entry)."""
+
+    def vague(mean: Any, var: Any, **kwargs: Any) -> Any:
+        try:
+            return bogc_ref.calibrate(mean, var, **kwargs)
+        except ValueError:
+            raise ValueError("invalid input: check mean, var, power, tau, prior_weight") from None
+
+    results = {r.name: r for r in run_contract(SimpleNamespace(calibrate=vague), "float64")}
+    for name in ("calibrate_nan_mean", "calibrate_nan_var", "calibrate_negative_var"):
+        assert not results[name].ok, name
+        assert "does not give the index" in results[name].reason, results[name].reason
+    assert results["calibrate_power_zero"].ok  # a scalar: no index or shape to give
+
+
 class _Reported(Exception):
     """Stands for the harness's CandidateError: the candidate's exception, classified."""
 
