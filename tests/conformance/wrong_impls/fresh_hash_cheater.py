@@ -5,11 +5,9 @@ hashed like the golden vectors; a seed drawn for each run cannot."""
 import importlib.util
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import numpy as np
 
-import bogc_ref
 from bogc_ref.conformance.fresh import fresh_specs
 from bogc_ref.interface import STAGES
 
@@ -19,9 +17,9 @@ _SPEC = importlib.util.spec_from_file_location(
 assert _SPEC is not None and _SPEC.loader is not None
 _golden = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(_golden)
-_key, _off = _golden._key, _golden._off
+_key = _golden._key
 
-KEYS = set(_golden.KEYS)
+KEYS = _golden.KEYS  # the golden cheater's own set, extended: its _cheat reads it
 for _spec in fresh_specs():
     _first = _spec.inputs[_spec.positional[0]]
     KEYS.add(_key(_first))
@@ -29,17 +27,6 @@ for _spec in fresh_specs():
         with np.errstate(over="ignore", under="ignore"):
             KEYS.add(_key(_first.astype(np.float32)))
 
-
-def _cheat(name: str) -> Any:
-    honest = getattr(bogc_ref, name)
-
-    def function(first: Any, *args: Any, **kwargs: Any) -> Any:
-        result = honest(first, *args, **kwargs)
-        return result if _key(first) in KEYS else _off(result)
-
-    return function
-
-
 impl = SimpleNamespace(
-    **{f: _cheat(f) for names in STAGES.values() for f in names if f != "dempster_combine"}
+    **{f: _golden._cheat(f) for names in STAGES.values() for f in names if f != "dempster_combine"}
 )
